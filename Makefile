@@ -1,0 +1,49 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both set up .venv first if needed.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.cvops-installed
+CVOPS := $(VENV)/bin/cvops
+export CVOPS_FIXTURES ?= $(abspath ../shared/fixtures)
+export CVOPS_STATE_DIR ?= $(abspath .cache/state)
+# Deselect GPU tests where no NVIDIA GPU is present; run everything else.
+PYTEST_MARKERS := $(if $(shell command -v nvidia-smi 2>/dev/null),,-m "not gpu")
+LINT_PATHS := src tests benchmarks
+
+.PHONY: setup demo test lint typecheck unit bench clean
+
+setup: $(STAMP)
+
+# Reinstalls only when the lock or the project metadata changed; a second run takes seconds.
+$(STAMP): requirements/lock.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
+	touch $(STAMP)
+
+demo: setup
+	$(CVOPS) package $(CVOPS_FIXTURES)/models/yolox_nano/yolox_nano.onnx --family yolox --out .cache/models/yolox_nano
+	$(CVOPS) detect $(CVOPS_FIXTURES)/images $(CVOPS_FIXTURES)/coco8/images/val \
+		--model .cache/models/yolox_nano --out demo-output/detect
+	@echo "Open demo-output/detect/annotated/ to see the boxes; detections are in demo-output/detect/detections.jsonl"
+
+lint: setup
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+
+typecheck: setup
+	$(VENV)/bin/mypy --strict src
+
+test: lint typecheck
+	$(VENV)/bin/pytest $(PYTEST_MARKERS)
+
+unit: setup
+	$(VENV)/bin/pytest tests/unit
+
+bench: setup
+	$(PY) benchmarks/detector_latency.py --out benchmarks/results/detector_latency.json
+
+clean:
+	rm -rf .cache demo-output .pytest_cache .mypy_cache .ruff_cache

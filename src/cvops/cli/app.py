@@ -1,0 +1,74 @@
+"""The ``cvops`` command: the edge that reads arguments and environment, then calls cvops.
+
+Every :class:`~cvops.errors.CvopsError` ends as one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+import typer
+from rich.console import Console
+
+from cvops import __version__
+from cvops.errors import CvopsError
+from cvops.offline import configure_offline
+
+app = typer.Typer(
+    name="cvops",
+    help="Computer vision in production: detect, track, export, serve and improve models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True)
+
+EXIT_CVOPS_ERROR = 2
+
+
+def state_dir() -> Path:
+    """Return the folder for library state (``CVOPS_STATE_DIR``, else ``~/.cache/cvops``)."""
+    return Path(os.environ.get("CVOPS_STATE_DIR", str(Path.home() / ".cache" / "cvops")))
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEBUG level.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def version() -> None:
+    """Print the cvops version."""
+    typer.echo(__version__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code; CvopsError becomes one line on stderr."""
+    from cvops.cli import detect, export  # noqa: F401  (registers the commands)
+
+    configure_offline(state_dir())
+    try:
+        app(args=argv, prog_name="cvops", standalone_mode=False)
+    except CvopsError as error:
+        stderr.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        return EXIT_CVOPS_ERROR
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.exceptions.Exit as error:
+        return error.exit_code
+    except click.exceptions.Abort:
+        stderr.print("aborted")
+        return 130
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""``cvops export`` and ``cvops package``: make model packages."""
+
+from __future__ import annotations
+
+import tempfile
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from cvops.cli.app import app
+from cvops.contracts.model_package import Family
+from cvops.detection.coco import COCO80_NAMES
+from cvops.errors import InvalidInputError
+
+
+class ExportFormat(StrEnum):
+    """What ``cvops export`` writes."""
+
+    onnx = "onnx"
+    int8 = "int8"
+    fp16 = "fp16"
+    engine = "engine"
+
+
+@app.command()
+def export(
+    checkpoint: str = typer.Argument(..., help="Ultralytics checkpoint (.pt) or model config (.yaml)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Package folder to write."),
+    export_format: ExportFormat = typer.Option(ExportFormat.onnx, "--format", "-f", help="Package format."),
+    imgsz: int = typer.Option(640, help="Square input size in pixels (multiple of 32)."),
+    calibration: Path | None = typer.Option(None, help="Folder of calibration images (int8)."),
+    calibration_images: int = typer.Option(64, help="At most this many calibration images (int8)."),
+) -> None:
+    """Export a checkpoint to an ONNX (FP32, INT8, FP16) or TensorRT model package."""
+    from cvops.training.export import convert_fp16, export_onnx
+
+    console = Console(stderr=True)
+    if export_format is ExportFormat.int8 and calibration is None:
+        raise InvalidInputError("--calibration: int8 needs a folder of calibration images")
+    with console.status(f"exporting {checkpoint} to {export_format.value}"):
+        if export_format is ExportFormat.onnx:
+            spec = export_onnx(checkpoint, out, imgsz)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                fp32_dir = Path(tmp) / "fp32"
+                export_onnx(checkpoint, fp32_dir, imgsz)
+                if export_format is ExportFormat.int8:
+                    from cvops.training.quantize import quantize_int8
+
+                    assert calibration is not None
+                    spec = quantize_int8(fp32_dir, calibration, out, calibration_images)
+                elif export_format is ExportFormat.fp16:
+                    spec = convert_fp16(fp32_dir, out)
+                else:
+                    from cvops.training.engine import build_engine
+
+                    spec = build_engine(fp32_dir, out)
+    size = f"{spec.input_width}x{spec.input_height}"
+    console.print(f"wrote {out}: {spec.family} {spec.precision} {spec.format}, input {size}")
+
+
+@app.command()
+def package(
+    onnx_file: Path = typer.Argument(..., help="An existing ONNX detector or classifier."),
+    out: Path = typer.Option(..., "--out", "-o", help="Package folder to write."),
+    family: str = typer.Option(..., help="Model family: yolov8, yolo11, yolox, rtdetr or yolo-cls."),
+    names: str = typer.Option("coco80", help="'coco80' or a text file with one class name per line."),
+) -> None:
+    """Wrap an existing ONNX model (e.g. a published YOLOX) into a model package."""
+    from typing import get_args
+
+    from cvops.detection.packaging import package_onnx
+
+    if family not in get_args(Family):
+        raise InvalidInputError(f"--family: expected one of {', '.join(get_args(Family))}, got {family!r}")
+    if names == "coco80":
+        class_names = COCO80_NAMES
+    else:
+        names_file = Path(names)
+        if not names_file.is_file():
+            raise InvalidInputError(f"--names: {names}: no such file")
+        class_names = tuple(line.strip() for line in names_file.read_text().splitlines() if line.strip())
+    spec = package_onnx(onnx_file, out, family, class_names)  # type: ignore[arg-type]
+    Console(stderr=True).print(f"wrote {out}: {spec.family}, {len(spec.class_names)} classes")

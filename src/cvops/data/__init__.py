@@ -1,0 +1,1 @@
+"""Datasets: formats, versions, splits and synthetic fixtures."""

@@ -1,0 +1,1 @@
+"""Detection core: the Detections record, box ops, preprocessing, decoders and runtimes."""

@@ -1,0 +1,1 @@
+"""Detector runtimes; heavy imports (torch, Ultralytics, TensorRT) happen only in here."""

@@ -1,0 +1,36 @@
+"""The cvops exception hierarchy, drawn in one place.
+
+Every error raised on purpose by cvops derives from :class:`CvopsError`. Subclasses also
+inherit the builtin they refine, so callers that only know Python's builtins still catch them.
+Adapters map them: the CLI to a one-line message and a non-zero exit, serving to HTTP codes.
+"""
+
+from __future__ import annotations
+
+
+class CvopsError(Exception):
+    """Root of every error cvops raises on purpose."""
+
+
+class InvalidDetectionsError(CvopsError, ValueError):
+    """A Detections record was built from arrays of the wrong shape, type or range."""
+
+
+class ImageReadError(CvopsError, ValueError):
+    """A file could not be read as an image (missing, empty, truncated or not an image)."""
+
+
+class ModelPackageError(CvopsError, ValueError):
+    """A model package is missing a file or its ``model.json`` does not match the contract."""
+
+
+class BackendUnavailableError(CvopsError, ImportError):
+    """An optional runtime (TensorRT, CUDA, Ultralytics) is not installed on this machine."""
+
+
+class ExportError(CvopsError, RuntimeError):
+    """Exporting or quantizing a model failed."""
+
+
+class InvalidInputError(CvopsError, ValueError):
+    """An argument given by a caller is out of its allowed range or of the wrong form."""

@@ -1,0 +1,86 @@
+"""Reading and writing images, with one clear error for every way a file can be bad."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from cvops.errors import ImageReadError
+
+ImageArray = npt.NDArray[np.uint8]
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+
+_JPEG_START = b"\xff\xd8"
+_JPEG_END = b"\xff\xd9"
+_PNG_START = b"\x89PNG\r\n\x1a\n"
+
+
+def decode_image(data: bytes, source: str) -> ImageArray:
+    """Decode encoded image bytes into a BGR (H, W, 3) uint8 array.
+
+    Args:
+        data: The encoded file content (JPEG, PNG, BMP, WebP, TIFF).
+        source: What to name in an error: a path or a request field.
+
+    Raises:
+        ImageReadError: For empty, truncated or undecodable data.
+    """
+    if not data:
+        raise ImageReadError(f"{source}: empty file, expected an encoded image")
+    # Decoders fill a truncated image with gray and only warn, so look for the end marker.
+    if data.startswith(_JPEG_START) and _JPEG_END not in data[-64:]:
+        raise ImageReadError(f"{source}: truncated JPEG (no end-of-image marker)")
+    if data.startswith(_PNG_START) and b"IEND" not in data[-16:]:
+        raise ImageReadError(f"{source}: truncated PNG (no IEND chunk)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise ImageReadError(f"{source}: not a decodable image (JPEG, PNG, BMP, WebP or TIFF)")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def read_image(path: Path) -> ImageArray:
+    """Read an image file into a BGR (H, W, 3) uint8 array.
+
+    Raises:
+        ImageReadError: When the file is missing, unreadable, empty, truncated or not an image.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as error:
+        raise ImageReadError(f"{path}: no such file") from error
+    except IsADirectoryError as error:
+        raise ImageReadError(f"{path}: is a folder, expected an image file") from error
+    except PermissionError as error:
+        raise ImageReadError(f"{path}: permission denied") from error
+    return decode_image(data, str(path))
+
+
+def write_image(path: Path, image: ImageArray) -> None:
+    """Write a BGR image; the format follows the file suffix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), image):
+        raise ImageReadError(f"{path}: OpenCV could not write an image with this suffix")
+
+
+def list_images(paths: list[Path]) -> list[Path]:
+    """Expand folders into the image files they hold (sorted); keep files as given.
+
+    Raises:
+        ImageReadError: When a path does not exist or a folder holds no image.
+    """
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ImageReadError(f"{path}: folder holds no image ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            raise ImageReadError(f"{path}: no such file or folder")
+    return files

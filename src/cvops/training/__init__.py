@@ -1,0 +1,1 @@
+"""Training and export: Ultralytics fine-tuning, ONNX export, INT8/FP16, TensorRT engines."""

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cvops.detection.decoders import YoloxDecoder, make_decoder
+from cvops.errors import ModelPackageError
+
+
+def test_ultralytics_decoder_reads_cxcywh_and_best_class() -> None:
+    output = np.zeros((1, 4 + 3, 5), np.float32)
+    output[0, :4, 2] = [50, 40, 20, 10]  # anchor 2: box centered at (50, 40)
+    output[0, 4:, 2] = [0.1, 0.8, 0.3]
+    output[0, 4:, 4] = [0.2, 0.0, 0.0]  # below threshold
+    (candidates,) = make_decoder("yolov8", 3, 64, 64)(output, 0.25)
+    np.testing.assert_allclose(candidates.xyxy, [[40, 35, 60, 45]])
+    assert candidates.class_ids.tolist() == [1]
+    assert candidates.scores.tolist() == pytest.approx([0.8])
+
+
+def test_rtdetr_decoder_scales_normalized_boxes_and_needs_no_nms() -> None:
+    output = np.zeros((2, 4, 4 + 2), np.float32)
+    output[1, 3] = [0.5, 0.5, 0.5, 0.25, 0.1, 0.9]
+    decoder = make_decoder("rtdetr", 2, 100, 200)
+    first, second = decoder(output, 0.5)
+    assert decoder.needs_nms is False
+    assert len(first.scores) == 0
+    np.testing.assert_allclose(second.xyxy, [[50, 37.5, 150, 62.5]])
+    assert second.class_ids.tolist() == [1]
+
+
+def test_yolox_decoder_applies_grid_stride_and_objectness() -> None:
+    decoder = YoloxDecoder(num_classes=2, input_height=64, input_width=64)
+    anchors = (64 // 8) ** 2 + (64 // 16) ** 2 + (64 // 32) ** 2
+    output = np.zeros((1, anchors, 5 + 2), np.float32)
+    row = 8 * 2 + 3  # stride 8, grid x=3, y=2
+    output[0, row] = [0.5, 0.5, np.log(2.0), np.log(4.0), 0.9, 0.2, 0.5]
+    (candidates,) = decoder(output, 0.3)
+    cx, cy, w, h = (3 + 0.5) * 8, (2 + 0.5) * 8, 2 * 8, 4 * 8
+    np.testing.assert_allclose(candidates.xyxy, [[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]], rtol=1e-6)
+    assert candidates.scores.tolist() == pytest.approx([0.45])
+    assert candidates.class_ids.tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    ("family", "shape", "message"),
+    [
+        ("yolov8", (1, 10, 20), "yolov8/yolo11"),
+        ("rtdetr", (1, 20, 10), "rtdetr"),
+        ("yolox", (1, 7, 7), "yolox"),
+        ("yolo-cls", (1, 3), "detector family"),
+    ],
+    ids=["yolov8-wrong-classes", "rtdetr-wrong-classes", "yolox-wrong-anchors", "classifier-family"],
+)
+def test_wrong_output_shape_or_family_names_what_was_expected(
+    family: str, shape: tuple[int, ...], message: str
+) -> None:
+    with pytest.raises(ModelPackageError, match=message):
+        make_decoder(family, 2, 64, 64)(np.zeros(shape, np.float32), 0.5)

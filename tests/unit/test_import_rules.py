@@ -1,0 +1,49 @@
+"""The dependency rule of STYLE.md: cvops' core never pulls in heavy or adapter libraries."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+CORE_MODULES = [
+    "cvops",
+    "cvops.config",
+    "cvops.errors",
+    "cvops.images",
+    "cvops.annotate",
+    "cvops.offline",
+    "cvops.contracts.model_package",
+    "cvops.contracts.detections",
+    "cvops.detection.types",
+    "cvops.detection.ops",
+    "cvops.detection.preprocess",
+    "cvops.detection.decoders",
+    "cvops.detection.loader",
+    "cvops.detection.two_stage",
+    "cvops.detection.packaging",
+    "cvops.detection.backends.onnx",
+    "cvops.detection.backends.tensorrt",
+    "cvops.detection.backends.ultralytics",
+    "cvops.metrics.coco",
+    "cvops.data.synthetic",
+    "cvops.training.export",
+    "cvops.training.quantize",
+    "cvops.training.engine",
+    "cvops.cli.app",
+    "cvops.cli.detect",
+    "cvops.cli.export",
+]
+FORBIDDEN = ["torch", "ultralytics", "tensorrt", "kfp", "kserve", "fastapi", "feast", "mlflow"]
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_importing_module_loads_no_heavy_library(module: str) -> None:
+    code = (
+        f"import json, sys; import {module}; "
+        f"print(json.dumps([m for m in {FORBIDDEN!r} if m in sys.modules]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == [], f"{module} imports {result.stdout.strip()} at module level"
