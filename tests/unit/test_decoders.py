@@ -19,8 +19,9 @@ def test_ultralytics_decoder_reads_cxcywh_and_best_class() -> None:
 
 
 def test_rtdetr_decoder_scales_normalized_boxes_and_needs_no_nms() -> None:
-    output = np.zeros((2, 4, 4 + 2), np.float32)
-    output[1, 3] = [0.5, 0.5, 0.5, 0.25, 0.1, 0.9]
+    output = np.zeros((2, 4, 6), np.float32)
+    output[1, 3] = [0.5, 0.5, 0.5, 0.25, 0.9, 1.0]
+    output[1, 2] = [0.5, 0.5, 0.5, 0.25, 0.2, 0.0]  # below threshold
     decoder = make_decoder("rtdetr", 2, 100, 200)
     first, second = decoder(output, 0.5)
     assert decoder.needs_nms is False
@@ -50,10 +51,16 @@ def test_yolox_decoder_applies_grid_stride_and_objectness() -> None:
         ("yolox", (1, 7, 7), "yolox"),
         ("yolo-cls", (1, 3), "detector family"),
     ],
-    ids=["yolov8-wrong-classes", "rtdetr-wrong-classes", "yolox-wrong-anchors", "classifier-family"],
+    ids=["yolov8-wrong-classes", "rtdetr-wrong-layout", "yolox-wrong-anchors", "classifier-family"],
 )
 def test_wrong_output_shape_or_family_names_what_was_expected(
     family: str, shape: tuple[int, ...], message: str
 ) -> None:
     with pytest.raises(ModelPackageError, match=message):
         make_decoder(family, 2, 64, 64)(np.zeros(shape, np.float32), 0.5)
+
+
+def test_rtdetr_class_index_outside_the_vocabulary_is_reported() -> None:
+    output = np.array([[[0.5, 0.5, 0.1, 0.1, 0.9, 7.0]]], np.float32)
+    with pytest.raises(ModelPackageError, match=r"class indices in \[0, 2\)"):
+        make_decoder("rtdetr", 2, 64, 64)(output, 0.5)

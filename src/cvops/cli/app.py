@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from cvops import __version__
 from cvops.errors import CvopsError
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="cvops", standalone_mode=False)
     except CvopsError as error:
-        stderr.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        # Text, not markup: messages hold brackets such as ``cvops[tensorrt]``.
+        stderr.print(Text.assemble(("error:", "red"), f" {error}"), highlight=False, soft_wrap=True)
         return EXIT_CVOPS_ERROR
     except click.ClickException as error:
         error.show()

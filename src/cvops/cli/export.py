@@ -39,6 +39,10 @@ def export(
     console = Console(stderr=True)
     if export_format is ExportFormat.int8 and calibration is None:
         raise InvalidInputError("--calibration: int8 needs a folder of calibration images")
+    if export_format is ExportFormat.engine:
+        from cvops.detection.backends.tensorrt import import_tensorrt
+
+        import_tensorrt()  # fail in one line now, not after the FP32 export
     with console.status(f"exporting {checkpoint} to {export_format.value}"):
         if export_format is ExportFormat.onnx:
             spec = export_onnx(checkpoint, out, imgsz)

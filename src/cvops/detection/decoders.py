@@ -77,7 +77,11 @@ class UltralyticsYoloDecoder:
 
 @dataclass(frozen=True, slots=True)
 class RtDetrDecoder:
-    """RT-DETR export: (B, Q, 4 + C), boxes cx, cy, w, h normalized to 0..1; no NMS needed."""
+    """RT-DETR export (Ultralytics 8.4): (B, Q, 6) top-Q queries, already one class each.
+
+    Each row is ``cx, cy, w, h`` normalized to 0..1, then score, then class index (as float).
+    The queries do not overlap by construction, so no NMS is needed.
+    """
 
     num_classes: int
     input_height: int
@@ -86,13 +90,19 @@ class RtDetrDecoder:
 
     def __call__(self, output: FloatArray, score_threshold: float) -> list[Candidates]:
         """Decode a batch of raw outputs."""
-        _check_shape(output, 2, 4 + self.num_classes, "rtdetr (B, Q, 4+C)")
+        _check_shape(output, 2, 6, "rtdetr (B, Q, 6)")
         scale = np.array([self.input_width, self.input_height] * 2, np.float32)
         result = []
         for image_output in output:
-            kept, scores, class_ids = _best_class(image_output[:, 4:].T, score_threshold)
+            kept = image_output[:, 4] > score_threshold
+            class_ids = image_output[kept, 5].round().astype(np.int64)
+            if class_ids.size and (class_ids.min() < 0 or class_ids.max() >= self.num_classes):
+                raise ModelPackageError(
+                    f"rtdetr output: expected class indices in [0, {self.num_classes}), "
+                    f"got [{class_ids.min()}, {class_ids.max()}]"
+                )
             boxes = cxcywh_to_xyxy(image_output[kept, :4] * scale)
-            result.append(Candidates(boxes, scores, class_ids))
+            result.append(Candidates(boxes, image_output[kept, 4].astype(np.float32), class_ids))
         return result
 
 
