@@ -40,21 +40,20 @@ def test_detect_without_out_prints_one_json_record_per_image(yolox_package: Path
 
 
 @pytest.mark.parametrize(
-    ("make_input", "message"),
+    ("name", "content", "message"),
     [
-        (lambda d: d / "missing.jpg", "no such file or folder"),
-        (lambda d: (d / "empty.jpg").write_bytes(b"") and d / "empty.jpg" or d / "empty.jpg", "empty file"),
-        (lambda d: (d / "text.png").write_text("hello") and d / "text.png", "not a decodable image"),
+        ("missing.jpg", None, "no such file or folder"),
+        ("empty.jpg", b"", "empty file"),
+        ("text.png", b"hello", "not a decodable image"),
     ],
     ids=["missing", "empty", "not-an-image"],
 )
 def test_bad_image_exits_2_with_one_line_naming_the_file(
-    yolox_package: Path,
-    tmp_path: Path,
-    make_input,
-    message: str,  # type: ignore[no-untyped-def]
+    yolox_package: Path, tmp_path: Path, name: str, content: bytes | None, message: str
 ) -> None:
-    path = make_input(tmp_path)
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
     result = _run("detect", str(path), "--model", str(yolox_package))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
