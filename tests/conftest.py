@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +19,27 @@ FIXTURES_DIR = Path(os.environ.get("CVOPS_FIXTURES", str(REPO_ROOT.parent / "sha
 STATE_DIR = Path(os.environ.get("CVOPS_STATE_DIR", str(REPO_ROOT / ".cache" / "state")))
 
 configure_offline(STATE_DIR)
+
+_connect = socket.socket.connect
+
+
+def _loopback_only_connect(self: socket.socket, address: object) -> None:
+    """Fail any test that reaches beyond this machine: tests talk to loopback servers only."""
+    if self.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
+        host = str(address[0])
+        if host != "localhost" and not _is_loopback_ip(host):
+            raise ConnectionRefusedError(f"test tried to reach {host}: tests must stay on loopback")
+    _connect(self, address)  # type: ignore[arg-type]
+
+
+def _is_loopback_ip(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost
+        return False
+
+
+socket.socket.connect = _loopback_only_connect  # type: ignore[method-assign]
 
 
 def fixture_path(relative: str) -> Path:
