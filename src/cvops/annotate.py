@@ -22,6 +22,7 @@ def draw_detections(image: ImageArray, detections: Detections) -> ImageArray:
     """Return a copy of a BGR image with each box, its class name and score drawn on it."""
     canvas = image.copy()
     thickness = max(1, round(min(image.shape[:2]) / 300))
+    font_scale = max(0.4, min(image.shape[:2]) / 900)
     for box, score, class_id, name in zip(
         detections.xyxy.astype(int).tolist(),
         detections.scores.tolist(),
@@ -32,10 +33,18 @@ def draw_detections(image: ImageArray, detections: Detections) -> ImageArray:
         color = class_color(class_id)
         cv2.rectangle(canvas, (box[0], box[1]), (box[2], box[3]), color, thickness, cv2.LINE_AA)
         label = f"{name} {score:.2f}"
-        (w, h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        (w, h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
         top = max(box[1] - h - base, 0)
-        cv2.rectangle(canvas, (box[0], top), (box[0] + w, top + h + base), color, -1)
+        left = max(min(box[0], canvas.shape[1] - w), 0)  # keep the label inside the image
+        cv2.rectangle(canvas, (left, top), (left + w, top + h + base), color, -1)
         cv2.putText(
-            canvas, label, (box[0], top + h), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
+            canvas,
+            label,
+            (left, top + h),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            (0, 0, 0),
+            thickness,
+            cv2.LINE_AA,
         )
     return canvas
