@@ -9,7 +9,7 @@ export CVOPS_FIXTURES ?= $(abspath ../shared/fixtures)
 export CVOPS_STATE_DIR ?= $(abspath .cache/state)
 # Deselect GPU tests where no NVIDIA GPU is present; run everything else.
 PYTEST_MARKERS := $(if $(shell command -v nvidia-smi 2>/dev/null),,-m "not gpu")
-LINT_PATHS := src tests benchmarks
+LINT_PATHS := src serving tests benchmarks
 
 .PHONY: setup demo test lint typecheck unit bench clean
 
@@ -34,7 +34,7 @@ lint: setup
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 
 typecheck: setup
-	$(VENV)/bin/mypy --strict src
+	$(VENV)/bin/mypy --strict src serving
 
 test: lint typecheck
 	$(VENV)/bin/pytest $(PYTEST_MARKERS)

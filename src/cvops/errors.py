@@ -20,6 +20,10 @@ class ImageReadError(CvopsError, ValueError):
     """A file could not be read as an image (missing, empty, truncated or not an image)."""
 
 
+class ImageTooLargeError(ImageReadError):
+    """An image declares more pixels than allowed (a guard against decompression bombs)."""
+
+
 class ModelPackageError(CvopsError, ValueError):
     """A model package is missing a file or its ``model.json`` does not match the contract."""
 

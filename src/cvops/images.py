@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from cvops.errors import ImageReadError
+from cvops.errors import ImageReadError, ImageTooLargeError
 
 ImageArray = npt.NDArray[np.uint8]
 
@@ -19,15 +20,18 @@ _JPEG_END = b"\xff\xd9"
 _PNG_START = b"\x89PNG\r\n\x1a\n"
 
 
-def decode_image(data: bytes, source: str) -> ImageArray:
+def decode_image(data: bytes, source: str, max_pixels: int | None = None) -> ImageArray:
     """Decode encoded image bytes into a BGR (H, W, 3) uint8 array.
 
     Args:
         data: The encoded file content (JPEG, PNG, BMP, WebP, TIFF).
         source: What to name in an error: a path or a request field.
+        max_pixels: Refuse images whose header declares more pixels than this, before
+            decoding them (a small file can declare a huge image).
 
     Raises:
         ImageReadError: For empty, truncated or undecodable data.
+        ImageTooLargeError: For an image larger than ``max_pixels``.
     """
     if not data:
         raise ImageReadError(f"{source}: empty file, expected an encoded image")
@@ -36,10 +40,29 @@ def decode_image(data: bytes, source: str) -> ImageArray:
         raise ImageReadError(f"{source}: truncated JPEG (no end-of-image marker)")
     if data.startswith(_PNG_START) and b"IEND" not in data[-16:]:
         raise ImageReadError(f"{source}: truncated PNG (no IEND chunk)")
+    if max_pixels is not None:
+        _check_declared_size(data, source, max_pixels)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise ImageReadError(f"{source}: not a decodable image (JPEG, PNG, BMP, WebP or TIFF)")
     return np.asarray(image, dtype=np.uint8)
+
+
+def _check_declared_size(data: bytes, source: str, max_pixels: int) -> None:
+    """Read only the header's width and height (Pillow parses headers lazily)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            width, height = header.size
+    except (UnidentifiedImageError, OSError) as error:
+        raise ImageReadError(f"{source}: not a decodable image (JPEG, PNG, BMP, WebP or TIFF)") from error
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(f"{source}: image exceeds {max_pixels} pixels") from error
+    if width * height == 0:
+        raise ImageReadError(f"{source}: image has zero size ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageTooLargeError(f"{source}: {width}x{height} pixels exceeds the limit of {max_pixels}")
 
 
 def read_image(path: Path) -> ImageArray:

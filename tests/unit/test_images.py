@@ -68,3 +68,13 @@ def test_list_images_reports_empty_folder_and_missing_path(tmp_path: Path) -> No
         list_images([tmp_path])
     with pytest.raises(ImageReadError, match="no such file or folder"):
         list_images([tmp_path / "nope"])
+
+
+def test_declared_size_above_the_pixel_limit_is_refused_before_decoding() -> None:
+    from cvops.errors import ImageTooLargeError
+    from cvops.images import decode_image
+
+    data = _png()  # 48 x 32 = 1536 pixels
+    assert decode_image(data, "req", max_pixels=1536).shape == (32, 48, 3)
+    with pytest.raises(ImageTooLargeError, match=r"req: 48x32 pixels exceeds the limit of 1535"):
+        decode_image(data, "req", max_pixels=1535)

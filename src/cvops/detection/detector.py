@@ -8,6 +8,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from cvops.config import DetectorSettings
 from cvops.detection.types import Detections
 
 ImageArray = npt.NDArray[np.uint8]
@@ -21,8 +22,13 @@ class Detector(Protocol):
         """Return the class names, indexed by class id."""
         ...
 
-    def detect(self, images: Sequence[ImageArray]) -> list[Detections]:
-        """Detect objects in a batch of BGR images, each (H, W, 3) uint8, any sizes."""
+    def detect(
+        self, images: Sequence[ImageArray], settings: DetectorSettings | None = None
+    ) -> list[Detections]:
+        """Detect objects in a batch of BGR images, each (H, W, 3) uint8, any sizes.
+
+        ``settings`` overrides the detector's own thresholds for this call.
+        """
         ...
 
 

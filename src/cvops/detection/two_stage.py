@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import numpy.typing as npt
 
+from cvops.config import DetectorSettings
 from cvops.detection.detector import Classifier, Detector
 from cvops.detection.types import Detections
 
@@ -58,10 +59,12 @@ class DetectThenClassify:
         """Return the combined vocabulary: detector names, then classifier names."""
         return self.detector.class_names + self.classifier.class_names
 
-    def detect(self, images: Sequence[ImageArray]) -> list[Detections]:
+    def detect(
+        self, images: Sequence[ImageArray], settings: DetectorSettings | None = None
+    ) -> list[Detections]:
         """Detect in each BGR image, then classify the crops of the chosen boxes."""
         results = []
-        for image, detections in zip(images, self.detector.detect(images), strict=True):
+        for image, detections in zip(images, self.detector.detect(images, settings), strict=True):
             chosen = np.array(
                 [self.classify_names is None or n in self.classify_names for n in detections.class_names],
                 dtype=bool,

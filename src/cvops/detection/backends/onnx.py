@@ -115,17 +115,25 @@ class OnnxDetector(_OnnxModel):
         """Resize and convert BGR images into the model's input batch."""
         return preprocess(images, self.spec.input_height, self.spec.input_width, self.spec.preprocessing)
 
-    def postprocess(self, output: FloatArray, transforms: Sequence[LetterboxTransform]) -> list[Detections]:
+    def postprocess(
+        self,
+        output: FloatArray,
+        transforms: Sequence[LetterboxTransform],
+        settings: DetectorSettings | None = None,
+    ) -> list[Detections]:
         """Decode, suppress and map raw output back to original-image pixels."""
-        candidates = self.decoder(output, self.settings.score_threshold)
-        return finalize(candidates, transforms, self.class_names, self.settings, self.decoder.needs_nms)
+        chosen = settings or self.settings
+        candidates = self.decoder(output, chosen.score_threshold)
+        return finalize(candidates, transforms, self.class_names, chosen, self.decoder.needs_nms)
 
-    def detect(self, images: Sequence[ImageArray]) -> list[Detections]:
+    def detect(
+        self, images: Sequence[ImageArray], settings: DetectorSettings | None = None
+    ) -> list[Detections]:
         """Detect objects in a batch of BGR images, each (H, W, 3) uint8."""
         if not images:
             return []
         batch, transforms = self.preprocess(images)
-        return self.postprocess(self.run(batch), transforms)
+        return self.postprocess(self.run(batch), transforms, settings)
 
 
 class OnnxClassifier(_OnnxModel):

@@ -70,7 +70,9 @@ class TensorRTDetector:
         """Return the class names, indexed by class id."""
         return self.spec.class_names
 
-    def detect(self, images: Sequence[ImageArray]) -> list[Detections]:
+    def detect(
+        self, images: Sequence[ImageArray], settings: DetectorSettings | None = None
+    ) -> list[Detections]:
         """Detect objects in BGR images, each (H, W, 3) uint8."""
         if not images:
             return []
@@ -88,5 +90,6 @@ class TensorRTDetector:
         self.context.execute_async_v3(self._stream.cuda_stream)
         self._stream.synchronize()
         output = device_output.cpu().numpy()
-        candidates = self.decoder(output, self.settings.score_threshold)
-        return finalize(candidates, transforms, self.class_names, self.settings, self.decoder.needs_nms)
+        chosen = settings or self.settings
+        candidates = self.decoder(output, chosen.score_threshold)
+        return finalize(candidates, transforms, self.class_names, chosen, self.decoder.needs_nms)

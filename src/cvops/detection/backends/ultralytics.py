@@ -67,16 +67,19 @@ class UltralyticsDetector:
         """Return the class names, indexed by class id."""
         return self._class_names
 
-    def detect(self, images: Sequence[ImageArray]) -> list[Detections]:
+    def detect(
+        self, images: Sequence[ImageArray], settings: DetectorSettings | None = None
+    ) -> list[Detections]:
         """Detect objects in BGR images with ``YOLO.predict``; keeps its speed split."""
         if not images:
             return []
+        chosen = settings or self.settings
         results = self.model.predict(
             list(images),
             imgsz=self.imgsz,
-            conf=self.settings.score_threshold,
-            iou=self.settings.iou_threshold,
-            max_det=self.settings.max_det,
+            conf=chosen.score_threshold,
+            iou=chosen.iou_threshold,
+            max_det=chosen.max_det,
             verbose=False,
         )
         self.last_speed_ms = dict(results[0].speed)

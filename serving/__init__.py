@@ -1,0 +1,1 @@
+"""Adapter: the KServe predictor and its entry point (``python -m serving``)."""

@@ -1,0 +1,1 @@
+"""Serving logic independent of the server framework: streams, request handling, limits."""

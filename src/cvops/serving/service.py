@@ -1,0 +1,113 @@
+"""Frames in, FrameResults out: decoding, detection, per-stream tracking, timings.
+
+Framework-free, so the KServe predictor, the canary router and tests share one implementation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from cvops.config import DetectorSettings
+from cvops.contracts.detections import ImageDetections
+from cvops.contracts.wire import FrameResult
+from cvops.detection.detector import Detector
+from cvops.detection.types import Detections
+from cvops.errors import InvalidInputError
+from cvops.serving.streams import StreamTrackers
+
+ImageArray = npt.NDArray[np.uint8]
+
+DEFAULT_MAX_PIXELS = 40_000_000  # 40 MP: above any camera frame, far below a decompression bomb
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A decoded frame and what the request said about it."""
+
+    image: ImageArray
+    stream_id: str | None = None
+    frame_index: int | None = None
+    timestamp: float | None = None
+    score_threshold: float | None = None
+    iou_threshold: float | None = None
+
+
+class DetectionService:
+    """Runs a detector on frames and tracks objects per stream."""
+
+    def __init__(
+        self,
+        detector: Detector,
+        model_name: str,
+        model_version: str,
+        settings: DetectorSettings,
+        streams: StreamTrackers,
+    ) -> None:
+        """Wire a loaded detector to the stream registry.
+
+        Args:
+            detector: The loaded detector.
+            model_name: Name reported in every result.
+            model_version: Version reported in every result.
+            settings: Default thresholds; a request may override them.
+            streams: Per-stream trackers.
+        """
+        self.detector = detector
+        self.model_name = model_name
+        self.model_version = model_version
+        self.settings = settings
+        self.streams = streams
+        # Frames of one stream must reach its tracker in order, one at a time.
+        self._tracking_lock = threading.Lock()
+
+    def infer(self, frames: Sequence[Frame]) -> list[FrameResult]:
+        """Detect in each frame (one batch per distinct threshold setting) and track streams."""
+        if not frames:
+            raise InvalidInputError("frames: expected at least one frame, got none")
+        results: list[FrameResult | None] = [None] * len(frames)
+        groups: dict[DetectorSettings, list[int]] = {}
+        for index, frame in enumerate(frames):
+            groups.setdefault(self._settings_for(frame), []).append(index)
+        for settings, indices in groups.items():
+            start = time.perf_counter()
+            found = self.detector.detect([frames[i].image for i in indices], settings)
+            detect_ms = (time.perf_counter() - start) * 1e3 / len(indices)
+            for i, detections in zip(indices, found, strict=True):
+                results[i] = self._result(frames[i], detections, detect_ms)
+        return [r for r in results if r is not None]
+
+    def _settings_for(self, frame: Frame) -> DetectorSettings:
+        return replace(
+            self.settings,
+            score_threshold=self.settings.score_threshold
+            if frame.score_threshold is None
+            else frame.score_threshold,
+            iou_threshold=self.settings.iou_threshold if frame.iou_threshold is None else frame.iou_threshold,
+        )
+
+    def _result(self, frame: Frame, detections: Detections, detect_ms: float) -> FrameResult:
+        track_ms = 0.0
+        if frame.stream_id is not None:
+            start = time.perf_counter()
+            with self._tracking_lock:
+                detections = self.streams.get(frame.stream_id).update(detections)
+            track_ms = (time.perf_counter() - start) * 1e3
+        height, width = frame.image.shape[:2]
+        record = ImageDetections.from_detections("", width, height, self.model_name, detections)
+        return FrameResult(
+            model_name=self.model_name,
+            model_version=self.model_version,
+            stream_id=frame.stream_id,
+            frame_index=frame.frame_index,
+            timestamp=frame.timestamp,
+            width=width,
+            height=height,
+            detections=record.detections,
+            timings_ms={"detect": round(detect_ms, 3), "track": round(track_ms, 3)},
+        )

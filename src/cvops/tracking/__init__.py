@@ -1,0 +1,1 @@
+"""Multi-object tracking: trackers turn per-frame Detections into tracks with stable ids."""

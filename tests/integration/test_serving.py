@@ -1,0 +1,245 @@
+"""The KServe predictor as clients see it: a real server process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+
+from cvops.contracts.wire import FrameResult
+from tests.conftest import REPO_ROOT, fixture_path
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, http_port: int, grpc_port: int) -> None:
+        self.url = f"http://127.0.0.1:{http_port}"
+        self.grpc_target = f"127.0.0.1:{grpc_port}"
+
+    def v1(self, *instances: dict[str, object]) -> httpx.Response:
+        return httpx.post(
+            f"{self.url}/v1/models/detector:predict", json={"instances": list(instances)}, timeout=60
+        )
+
+
+@pytest.fixture(scope="module")
+def server(yolox_package: Path) -> Iterator[Server]:
+    http_port, grpc_port = _free_port(), _free_port()
+    command = [
+        sys.executable, "-m", "serving", "--model-dir", str(yolox_package),
+        "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--score-threshold", "0.3",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    served = Server(http_port, grpc_port)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {process.stderr.read().decode() if process.stderr else ''}")
+        try:
+            if httpx.get(f"{served.url}/v2/health/ready", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.3)
+    yield served
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".jpg", image)
+    assert ok
+    return bytes(data)
+
+
+def test_binds_loopback_and_answers_health(server: Server) -> None:
+    assert server.url.startswith("http://127.0.0.1:")
+    assert httpx.get(f"{server.url}/v2/health/live").status_code == 200
+    assert httpx.get(f"{server.url}/v1/models/detector").json()["ready"] is True
+
+
+def test_v1_predict_finds_the_bus_in_original_pixels(server: Server) -> None:
+    response = server.v1({"image_b64": _b64(fixture_path("images/bus.jpg"))})
+    assert response.status_code == 200, response.text
+    (result,) = [FrameResult.model_validate(p) for p in response.json()["predictions"]]
+    assert (result.width, result.height, result.model_version) == (810, 1080, "yolox_nano-fp32")
+    bus = [d for d in result.detections if d.class_name == "bus"]
+    assert len(bus) == 1
+    assert bus[0].xyxy[2] > 700  # the bus spans the image width, in original pixels
+    assert {"detect", "track"} <= set(result.timings_ms)
+
+
+def test_per_request_threshold_overrides_the_default(server: Server) -> None:
+    image = _b64(fixture_path("images/bus.jpg"))
+    strict = server.v1({"image_b64": image, "score_threshold": 0.8}).json()["predictions"][0]
+    loose = server.v1({"image_b64": image, "score_threshold": 0.05}).json()["predictions"][0]
+    assert all(d["score"] > 0.8 for d in strict["detections"])
+    assert len(loose["detections"]) > len(strict["detections"])
+
+
+def test_streams_keep_track_ids_and_do_not_share_them(server: Server) -> None:
+    frames = sorted(fixture_path("mot17-mini/train").glob("*/img1"))[0]
+    images = sorted(frames.glob("*.jpg"))[:3]
+    ids_a = [
+        {d["track_id"] for d in server.v1({"image_b64": _b64(p), "stream_id": "cam-a", "frame_index": i})
+         .json()["predictions"][0]["detections"]}
+        for i, p in enumerate(images)
+    ]  # fmt: skip
+    first_b = server.v1({"image_b64": _b64(images[0]), "stream_id": "cam-b"}).json()["predictions"][0]
+    assert len(ids_a[0]) >= 3
+    assert len(ids_a[0] & ids_a[1] & ids_a[2]) >= 0.7 * len(ids_a[0]), "most people keep their id"
+    assert {d["track_id"] for d in first_b["detections"]} == set(range(1, len(first_b["detections"]) + 1))
+    no_stream = server.v1({"image_b64": _b64(images[0])}).json()["predictions"][0]
+    assert {d["track_id"] for d in no_stream["detections"]} == {None}
+
+
+def test_v2_rest_accepts_encoded_bytes_and_uint8_tensors(server: Server) -> None:
+    image = cv2.imread(str(fixture_path("images/zidane.jpg")))
+    small = cv2.resize(image, (320, 180))
+    url = f"{server.url}/v2/models/detector/infer"
+    encoded = {
+        "inputs": [
+            {
+                "name": "image",
+                "shape": [1],
+                "datatype": "BYTES",
+                "data": [base64.b64encode(_jpeg(small)).decode()],
+            }
+        ]
+    }
+    tensor = {
+        "inputs": [
+            {
+                "name": "image",
+                "shape": list(small.shape),
+                "datatype": "UINT8",
+                "data": small.flatten().tolist(),
+            }
+        ]
+    }
+    results = []
+    for body in (encoded, tensor):
+        response = httpx.post(url, json=body, timeout=60)
+        assert response.status_code == 200, response.text
+        (output,) = response.json()["outputs"]
+        results.append(FrameResult.model_validate_json(output["data"][0]))
+    assert all("person" in {d.class_name for d in r.detections} for r in results)
+    assert results[1].width == 320
+
+
+def test_grpc_v2_infer_with_stream_parameter(server: Server) -> None:
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    data = fixture_path("images/bus.jpg").read_bytes()
+    request = pb.ModelInferRequest(
+        model_name="detector",
+        inputs=[pb.ModelInferRequest.InferInputTensor(name="image", datatype="BYTES", shape=[1])],
+        raw_input_contents=[len(data).to_bytes(4, "little") + data],
+        parameters={"stream_id": pb.InferParameter(string_param="grpc-cam")},
+    )
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        reply = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=60)
+    raw = reply.raw_output_contents[0]
+    result = FrameResult.model_validate_json(raw[4 : 4 + int.from_bytes(raw[:4], "little")])
+    assert result.stream_id == "grpc-cam"
+    assert "bus" in {d.class_name for d in result.detections}
+    assert all(d.track_id is not None for d in result.detections)
+
+
+def _big_png() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (12_000, 4_000)).save(buffer, format="PNG")  # 48 MP, a few kB on the wire
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("instance", "message"),
+    [
+        ({"image_b64": "not base64!"}, "not valid base64"),
+        ({"image_b64": base64.b64encode(b"plain text").decode()}, "not a decodable image"),
+        ({"image_b64": base64.b64encode(b"\xff\xd8\xff\xe0" + b"\0" * 300).decode()}, "truncated JPEG"),
+        ({"image_b64": base64.b64encode(_big_png()).decode()}, "exceeds the limit"),
+        ({"image_b64": "aGVsbG8=", "score_threshold": 2}, "score_threshold"),
+        ({"image_b64": "aGVsbG8=", "stream_id": "../../etc"}, "stream_id"),
+        ({"image_b64": "aGVsbG8=", "surprise": 1}, "surprise"),
+        ({}, "image_b64"),
+    ],
+    ids=["bad-base64", "not-an-image", "truncated-jpeg", "pixel-bomb", "threshold-range", "bad-stream-id",
+         "extra-field", "no-image"],
+)  # fmt: skip
+def test_bad_v1_input_is_a_400_with_the_reason(
+    server: Server, instance: dict[str, object], message: str
+) -> None:
+    response = server.v1(instance)
+    assert response.status_code == 400, response.text
+    assert message in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"inputs": [{"name": "other", "shape": [1], "datatype": "BYTES", "data": ["x"]}]}, "named 'image'"),
+        (
+            {"inputs": [{"name": "image", "shape": [2, 2], "datatype": "UINT8", "data": [1, 2, 3, 4]}]},
+            "UINT8 [N, H, W, 3]",
+        ),
+        ({"inputs": [{"name": "image", "shape": [1], "datatype": "FP32", "data": [1.0]}]}, "BYTES or UINT8"),
+        (
+            {
+                "inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": ["x"]}],
+                "parameters": {"frame_index": -1},
+            },
+            "frame_index",
+        ),
+    ],
+    ids=["wrong-name", "wrong-shape", "wrong-dtype", "bad-parameter"],
+)
+def test_bad_v2_input_is_a_400_with_the_reason(server: Server, body: dict[str, object], message: str) -> None:
+    response = httpx.post(f"{server.url}/v2/models/detector/infer", json=body, timeout=30)
+    assert response.status_code == 400, response.text
+    assert message in response.json()["error"]
+
+
+def test_malformed_json_is_a_4xx_and_server_keeps_serving(server: Server) -> None:
+    response = httpx.post(
+        f"{server.url}/v1/models/detector:predict",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
+    assert 400 <= response.status_code < 500
+    assert server.v1({"image_b64": _b64(fixture_path("images/bus.jpg"))}).status_code == 200
+
+
+def test_server_refuses_a_package_that_cannot_load(tmp_path: Path) -> None:
+    (tmp_path / "model.json").write_text(json.dumps({"name": "broken"}))
+    result = subprocess.run(
+        [sys.executable, "-m", "serving", "--model-dir", str(tmp_path), "--http-port", str(_free_port())],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'model.json'}")
