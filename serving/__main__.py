@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from concurrent import futures
 from pathlib import Path
 
 from kserve.model_server import ModelServer
+from kserve.model_server import app as kserve_app
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.grpc.servicer import InferenceServicer
@@ -22,6 +24,11 @@ from kserve.protocol.rest.server import RESTServer
 
 from cvops.config import DetectorSettings
 from cvops.detection.loader import load_detector
+from cvops.errors import InvalidInputError
+from cvops.serving.auth import ApiKeyStore, Authenticator, JwtVerifier
+from cvops.serving.gateway import Gateway, GatewayConfig
+from cvops.serving.limits import RateLimiter
+from cvops.serving.metrics import ServingMetrics
 from cvops.tracking.iou_tracker import IouTracker
 from serving.predictor import DetectModel
 
@@ -72,12 +79,67 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--stream-ttl-s", type=float, default=300.0, help="Idle seconds before a stream is dropped."
     )
     parser.add_argument("--max-streams", type=int, default=1024)
+    security = parser.add_argument_group("security and limits")
+    security.add_argument(
+        "--api-keys-file", type=Path, help="JSON file of hashed API keys (re-read on change)."
+    )
+    security.add_argument(
+        "--jwt-algorithm", choices=["HS256", "RS256"], help="Accept bearer tokens: HS256 secret in "
+        "$CVOPS_JWT_SECRET, or RS256 public key file in --jwt-public-key.",
+    )  # fmt: skip
+    security.add_argument("--jwt-public-key", type=Path, help="PEM public key for RS256 tokens.")
+    security.add_argument(
+        "--allow-anonymous", action="store_true", help="Serve without authentication (loopback development)."
+    )
+    security.add_argument("--rate-per-s", type=float, default=50.0, help="Requests a second per caller.")
+    security.add_argument(
+        "--burst", type=int, default=100, help="Requests a caller may burst above the rate."
+    )
+    security.add_argument("--max-in-flight", type=int, default=64, help="Concurrent requests before 503.")
+    security.add_argument("--max-body-mb", type=float, default=16.0, help="Largest request body (413 above).")
     return parser.parse_args(argv)
+
+
+def build_authenticator(args: argparse.Namespace) -> Authenticator | None:
+    """Read credentials configuration; refuse to start open unless asked to."""
+    keys = None
+    if args.api_keys_file is not None:
+        keys = ApiKeyStore(path=args.api_keys_file)
+    elif os.environ.get("CVOPS_API_KEYS"):
+        keys = ApiKeyStore(text=os.environ["CVOPS_API_KEYS"])
+    verifier = None
+    if args.jwt_algorithm == "HS256":
+        secret = os.environ.get("CVOPS_JWT_SECRET", "")
+        if len(secret) < 32:
+            raise InvalidInputError("CVOPS_JWT_SECRET: expected a secret of at least 32 characters for HS256")
+        verifier = JwtVerifier(secret, "HS256")
+    elif args.jwt_algorithm == "RS256":
+        if args.jwt_public_key is None or not args.jwt_public_key.is_file():
+            raise InvalidInputError(
+                f"--jwt-public-key: expected a PEM file for RS256, got {args.jwt_public_key}"
+            )
+        verifier = JwtVerifier(args.jwt_public_key.read_text(), "RS256")
+    if keys is None and verifier is None:
+        if not args.allow_anonymous:
+            raise InvalidInputError(
+                "no credentials configured: give --api-keys-file, $CVOPS_API_KEYS or --jwt-algorithm, "
+                "or --allow-anonymous"
+            )
+        return None
+    return Authenticator(keys, verifier)
 
 
 async def serve(args: argparse.Namespace) -> None:
     """Load the model, then run the REST (and gRPC) servers until stopped."""
     settings = DetectorSettings(args.score_threshold, args.iou_threshold, num_threads=args.threads)
+    metrics = ServingMetrics()
+    kserve_app.add_middleware(
+        Gateway,
+        config=GatewayConfig(int(args.max_body_mb * 1024 * 1024), args.max_in_flight),
+        metrics=metrics,
+        authenticator=build_authenticator(args),
+        rate_limiter=RateLimiter(args.rate_per_s, args.burst),
+    )
     model = DetectModel(
         args.model_name,
         args.model_dir,
@@ -86,6 +148,7 @@ async def serve(args: argparse.Namespace) -> None:
         settings=settings,
         stream_ttl_s=args.stream_ttl_s,
         max_streams=args.max_streams,
+        metrics=metrics,
     )
     model.load()
     server = ModelServer(http_port=args.http_port, grpc_port=args.grpc_port, enable_grpc=False, workers=1)

@@ -29,6 +29,7 @@ from cvops.contracts.wire import PredictRequest, PredictResponse
 from cvops.detection.detector import Detector
 from cvops.errors import CvopsError
 from cvops.images import decode_image
+from cvops.serving.metrics import ServingMetrics
 from cvops.serving.service import DEFAULT_MAX_PIXELS, DetectionService, Frame
 from cvops.serving.streams import StreamTrackers
 from cvops.tracking.base import Tracker
@@ -50,6 +51,7 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
         stream_ttl_s: float = 300.0,
         max_streams: int = 1024,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        metrics: ServingMetrics | None = None,
     ) -> None:
         """Describe the model; nothing is read until :meth:`load`.
 
@@ -62,6 +64,7 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
             stream_ttl_s: Idle seconds before a stream's tracker is dropped.
             max_streams: Most streams tracked at once.
             max_pixels: Largest image accepted, in pixels.
+            metrics: Prometheus metrics to record into.
         """
         super().__init__(name)
         self.package_dir = package_dir
@@ -71,6 +74,7 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
         self._stream_ttl_s = stream_ttl_s
         self._max_streams = max_streams
         self.max_pixels = max_pixels
+        self.metrics = metrics
         self.service: DetectionService | None = None
 
     def load(self) -> bool:
@@ -79,7 +83,7 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
         detector = self._load_detector(self.package_dir, self.settings)
         streams = StreamTrackers(self._new_tracker, self._stream_ttl_s, self._max_streams)
         version = f"{spec.name}-{spec.precision}"
-        self.service = DetectionService(detector, self.name, version, self.settings, streams)
+        self.service = DetectionService(detector, self.name, version, self.settings, streams, self.metrics)
         self.ready = True
         return True
 

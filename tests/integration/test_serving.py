@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -29,6 +30,36 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_server(
+    package: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], Server]:
+    """Start ``python -m serving`` on free loopback ports and wait until it is ready."""
+    http_port, grpc_port = _free_port(), _free_port()
+    command = [
+        sys.executable, "-m", "serving", "--model-dir", str(package),
+        "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--score-threshold", "0.3", *extra,
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    served = Server(http_port, grpc_port)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {process.stderr.read().decode() if process.stderr else ''}")
+        try:
+            if httpx.get(f"{served.url}/v2/health/ready", timeout=1).status_code == 200:
+                return process, served
+        except httpx.TransportError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError("server did not become ready in 120 s")
+
+
 class Server:
     def __init__(self, http_port: int, grpc_port: int) -> None:
         self.url = f"http://127.0.0.1:{http_port}"
@@ -42,22 +73,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(yolox_package: Path) -> Iterator[Server]:
-    http_port, grpc_port = _free_port(), _free_port()
-    command = [
-        sys.executable, "-m", "serving", "--model-dir", str(yolox_package),
-        "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--score-threshold", "0.3",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    served = Server(http_port, grpc_port)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read().decode() if process.stderr else ''}")
-        try:
-            if httpx.get(f"{served.url}/v2/health/ready", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.3)
+    process, served = start_server(yolox_package, "--allow-anonymous")
     yield served
     process.terminate()
     process.wait(timeout=30)
@@ -237,9 +253,17 @@ def test_malformed_json_is_a_4xx_and_server_keeps_serving(server: Server) -> Non
 
 def test_server_refuses_a_package_that_cannot_load(tmp_path: Path) -> None:
     (tmp_path / "model.json").write_text(json.dumps({"name": "broken"}))
-    result = subprocess.run(
-        [sys.executable, "-m", "serving", "--model-dir", str(tmp_path), "--http-port", str(_free_port())],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    result = _run_serving("--model-dir", str(tmp_path), "--allow-anonymous")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'model.json'}")
+
+
+def test_server_refuses_to_start_open_without_being_asked(yolox_package: Path) -> None:
+    result = _run_serving("--model-dir", str(yolox_package))
+    assert result.returncode == 2
+    assert "no credentials configured" in result.stderr.strip().splitlines()[-1]
+
+
+def _run_serving(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "serving", "--http-port", str(_free_port()), *args]
+    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)

@@ -19,6 +19,7 @@ from cvops.contracts.wire import FrameResult
 from cvops.detection.detector import Detector
 from cvops.detection.types import Detections
 from cvops.errors import InvalidInputError
+from cvops.serving.metrics import ServingMetrics
 from cvops.serving.streams import StreamTrackers
 
 ImageArray = npt.NDArray[np.uint8]
@@ -48,6 +49,7 @@ class DetectionService:
         model_version: str,
         settings: DetectorSettings,
         streams: StreamTrackers,
+        metrics: ServingMetrics | None = None,
     ) -> None:
         """Wire a loaded detector to the stream registry.
 
@@ -57,12 +59,14 @@ class DetectionService:
             model_version: Version reported in every result.
             settings: Default thresholds; a request may override them.
             streams: Per-stream trackers.
+            metrics: Where to record inference time, batch sizes and detections.
         """
         self.detector = detector
         self.model_name = model_name
         self.model_version = model_version
         self.settings = settings
         self.streams = streams
+        self.metrics = metrics
         # Frames of one stream must reach its tracker in order, one at a time.
         self._tracking_lock = threading.Lock()
 
@@ -77,7 +81,11 @@ class DetectionService:
         for settings, indices in groups.items():
             start = time.perf_counter()
             found = self.detector.detect([frames[i].image for i in indices], settings)
-            detect_ms = (time.perf_counter() - start) * 1e3 / len(indices)
+            elapsed_s = time.perf_counter() - start
+            detect_ms = elapsed_s * 1e3 / len(indices)
+            if self.metrics is not None:
+                self.metrics.inference_seconds.labels(self.model_name, self.model_version).observe(elapsed_s)
+                self.metrics.batch_size.labels(self.model_name).observe(len(indices))
             for i, detections in zip(indices, found, strict=True):
                 results[i] = self._result(frames[i], detections, detect_ms)
         return [r for r in results if r is not None]
@@ -98,6 +106,9 @@ class DetectionService:
             with self._tracking_lock:
                 detections = self.streams.get(frame.stream_id).update(detections)
             track_ms = (time.perf_counter() - start) * 1e3
+        if self.metrics is not None:
+            self.metrics.observe_frame(self.model_name, detections)
+            self.metrics.active_streams.labels(self.model_name).set(len(self.streams))
         height, width = frame.image.shape[:2]
         record = ImageDetections.from_detections("", width, height, self.model_name, detections)
         return FrameResult(
