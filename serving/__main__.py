@@ -26,6 +26,7 @@ from cvops.config import DetectorSettings
 from cvops.detection.loader import load_detector
 from cvops.errors import InvalidInputError
 from cvops.serving.auth import ApiKeyStore, Authenticator, JwtVerifier
+from cvops.serving.batching import BatchingConfig
 from cvops.serving.gateway import Gateway, GatewayConfig
 from cvops.serving.limits import RateLimiter
 from cvops.serving.metrics import ServingMetrics
@@ -79,6 +80,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--stream-ttl-s", type=float, default=300.0, help="Idle seconds before a stream is dropped."
     )
     parser.add_argument("--max-streams", type=int, default=1024)
+    batching = BatchingConfig()
+    parser.add_argument(
+        "--max-batch-size", type=int, default=batching.max_batch_size, help="Frames per batch."
+    )
+    parser.add_argument(
+        "--max-latency-ms",
+        type=float,
+        default=batching.max_latency_ms,
+        help="Longest wait for a batch to fill.",
+    )
     security = parser.add_argument_group("security and limits")
     security.add_argument(
         "--api-keys-file", type=Path, help="JSON file of hashed API keys (re-read on change)."
@@ -149,6 +160,7 @@ async def serve(args: argparse.Namespace) -> None:
         stream_ttl_s=args.stream_ttl_s,
         max_streams=args.max_streams,
         metrics=metrics,
+        batching=BatchingConfig(args.max_batch_size, args.max_latency_ms),
     )
     model.load()
     server = ModelServer(http_port=args.http_port, grpc_port=args.grpc_port, enable_grpc=False, workers=1)

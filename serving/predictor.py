@@ -25,10 +25,11 @@ from pydantic import ValidationError
 
 from cvops.config import DetectorSettings
 from cvops.contracts.model_package import read_model_package
-from cvops.contracts.wire import PredictRequest, PredictResponse
+from cvops.contracts.wire import FrameResult, PredictRequest, PredictResponse
 from cvops.detection.detector import Detector
 from cvops.errors import CvopsError
 from cvops.images import decode_image
+from cvops.serving.batching import BatchingConfig, DynamicBatcher
 from cvops.serving.metrics import ServingMetrics
 from cvops.serving.service import DEFAULT_MAX_PIXELS, DetectionService, Frame
 from cvops.serving.streams import StreamTrackers
@@ -52,6 +53,7 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
         max_streams: int = 1024,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         metrics: ServingMetrics | None = None,
+        batching: BatchingConfig | None = None,
     ) -> None:
         """Describe the model; nothing is read until :meth:`load`.
 
@@ -65,6 +67,7 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
             max_streams: Most streams tracked at once.
             max_pixels: Largest image accepted, in pixels.
             metrics: Prometheus metrics to record into.
+            batching: How concurrent requests are merged into detector batches.
         """
         super().__init__(name)
         self.package_dir = package_dir
@@ -75,7 +78,9 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
         self._max_streams = max_streams
         self.max_pixels = max_pixels
         self.metrics = metrics
+        self.batching = batching or BatchingConfig()
         self.service: DetectionService | None = None
+        self.batcher: DynamicBatcher[Frame, FrameResult] | None = None
 
     def load(self) -> bool:
         """Read the package and open the detector once; a failure raises with the reason."""
@@ -84,6 +89,7 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
         streams = StreamTrackers(self._new_tracker, self._stream_ttl_s, self._max_streams)
         version = f"{spec.name}-{spec.precision}"
         self.service = DetectionService(detector, self.name, version, self.settings, streams, self.metrics)
+        self.batcher = DynamicBatcher(self.service.infer, self.batching)
         self.ready = True
         return True
 
@@ -92,10 +98,10 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
     ) -> Any:
         """Dispatch to the v1 (JSON dict) or v2 (InferRequest) handler."""
         if isinstance(payload, InferRequest):
-            return self.predict_v2(payload)
-        return self.predict_v1(payload)
+            return await self.predict_v2(payload)
+        return await self.predict_v1(payload)
 
-    def predict_v1(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def predict_v1(self, payload: dict[str, Any]) -> dict[str, Any]:
         """REST v1: validate instances, detect, answer predictions."""
         try:
             request = PredictRequest.model_validate(payload)
@@ -114,9 +120,9 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
             )
             for i, instance in enumerate(request.instances)
         ]
-        return PredictResponse(predictions=self._infer(frames)).model_dump()
+        return PredictResponse(predictions=await self._infer(frames)).model_dump()
 
-    def predict_v2(self, request: InferRequest) -> InferResponse:
+    async def predict_v2(self, request: InferRequest) -> InferResponse:
         """Open Inference Protocol v2: one ``image`` input, one ``results`` output."""
         inputs = [i for i in request.inputs if i.name == V2_INPUT]
         if len(inputs) != 1:
@@ -127,7 +133,7 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
         parameters = _parameters(request.parameters)
         images = self._v2_images(tensor.datatype, tensor.as_numpy())
         frames = [Frame(image=image, **parameters) for image in images]
-        results = self._infer(frames)
+        results = await self._infer(frames)
         payload = np.array([r.model_dump_json().encode() for r in results], dtype=np.object_)
         output = InferOutput(name=V2_OUTPUT, shape=[len(results)], datatype="BYTES")
         output.set_data_from_numpy(payload, binary_data=request.from_grpc)
@@ -170,11 +176,11 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
         except CvopsError as error:
             raise InvalidInput(str(error)) from error
 
-    def _infer(self, frames: list[Frame]) -> list[Any]:
-        if self.service is None:
+    async def _infer(self, frames: list[Frame]) -> list[FrameResult]:
+        if self.batcher is None:
             raise InvalidInput(f"model {self.name} is not loaded")
         try:
-            return self.service.infer(frames)
+            return await self.batcher.submit(frames)
         except (CvopsError, ValueError) as error:
             raise InvalidInput(str(error)) from error
 

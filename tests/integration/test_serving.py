@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,18 +40,17 @@ def start_server(
         sys.executable, "-m", "serving", "--model-dir", str(package),
         "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--score-threshold", "0.3", *extra,
     ]  # fmt: skip
-    process = subprocess.Popen(
-        command,
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
+    # Logs go to a file: a pipe nobody reads fills up and blocks the server.
+    log = Path(tempfile.mkstemp(prefix="serving-", suffix=".log")[1])
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
     served = Server(http_port, grpc_port)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read().decode() if process.stderr else ''}")
+            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"{served.url}/v2/health/ready", timeout=1).status_code == 200:
                 return process, served
@@ -267,3 +267,31 @@ def test_server_refuses_to_start_open_without_being_asked(yolox_package: Path) -
 def _run_serving(*args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "serving", "--http-port", str(_free_port()), *args]
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_concurrent_requests_are_batched_together(yolox_package: Path) -> None:
+    import concurrent.futures
+
+    process, served = start_server(
+        yolox_package, "--allow-anonymous", "--max-batch-size", "4", "--max-latency-ms", "400"
+    )
+    try:
+        body = {"image_b64": _b64(fixture_path("images/zidane.jpg"))}
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            responses = list(pool.map(lambda _: served.v1(body), range(4)))
+        assert [r.status_code for r in responses] == [200] * 4
+        metrics = httpx.get(f"{served.url}/metrics").text
+        single = _metric(metrics, 'cvops_batch_size_bucket{le="1.0",model="detector"}')
+        total = _metric(metrics, 'cvops_batch_size_count{model="detector"}')
+        assert total < 4, "four concurrent frames should share fewer than four detector calls"
+        assert single < total or total == 1
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _metric(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{series} not in /metrics")

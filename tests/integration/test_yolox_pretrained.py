@@ -55,3 +55,13 @@ def test_coco8_map_with_pycocotools_reproduces_the_reference(yolox_package: Path
     # The reference rounds boxes to 0.1 px before scoring; that moves AP in the 4th decimal.
     assert stats.map_50_95 == pytest.approx(expected["stats"][0], abs=2e-3)
     assert stats.map_50 == pytest.approx(expected["stats"][1], abs=2e-3)
+
+
+def test_fixed_batch_graph_runs_a_batch_image_by_image(yolox_package: Path) -> None:
+    detector = OnnxDetector(yolox_package)
+    assert detector.fixed_batch == 1
+    images = [read_image(fixture_path("images/bus.jpg")), read_image(fixture_path("images/zidane.jpg"))]
+    together = detector.detect(images)
+    alone = [detector.detect([image])[0] for image in images]
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_array_equal(a.xyxy, b.xyxy)

@@ -77,7 +77,11 @@ class _OnnxModel:
                 f"{package_dir}: expected a {task} model, got family {self.spec.family!r}"
             )
         self.session = create_session(package_dir / self.spec.file, num_threads)
-        self.input_name: str = self.session.get_inputs()[0].name
+        model_input = self.session.get_inputs()[0]
+        self.input_name: str = model_input.name
+        # Graphs exported with a fixed batch (e.g. the published YOLOX) take that many images per run.
+        batch_dim = model_input.shape[0]
+        self.fixed_batch: int | None = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
 
     @property
     def providers(self) -> list[str]:
@@ -87,8 +91,16 @@ class _OnnxModel:
 
     def run(self, batch: FloatArray) -> FloatArray:
         """Run the graph on one input batch and return its first output as float32."""
-        output = self.session.run(None, {self.input_name: batch})[0]
-        return np.asarray(output, dtype=np.float32)
+        step = self.fixed_batch
+        if step is None or len(batch) == step:
+            return np.asarray(self.session.run(None, {self.input_name: batch})[0], dtype=np.float32)
+        if len(batch) % step:
+            raise ModelPackageError(f"model takes batches of exactly {step} images, got {len(batch)}")
+        outputs = [
+            self.session.run(None, {self.input_name: batch[i : i + step]})[0]
+            for i in range(0, len(batch), step)
+        ]
+        return np.asarray(np.concatenate(outputs), dtype=np.float32)
 
 
 class OnnxDetector(_OnnxModel):
