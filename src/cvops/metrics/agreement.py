@@ -26,13 +26,17 @@ class Matches:
     iou: npt.NDArray[np.float32]
 
 
-def match_detections(a: Detections, b: Detections, iou_threshold: float = 0.5) -> Matches:
-    """Match boxes of ``a`` to boxes of ``b`` of the same class, highest IoU first.
+def match_detections(
+    a: Detections, b: Detections, iou_threshold: float = 0.5, class_aware: bool = True
+) -> Matches:
+    """Match boxes of ``a`` to boxes of ``b``, highest IoU first.
 
-    Each box is used at most once; pairs with IoU below ``iou_threshold`` are not matched.
+    Each box is used at most once; pairs with IoU below ``iou_threshold`` are not matched. With
+    ``class_aware`` only boxes of the same class id match (ids must share one vocabulary).
     """
     iou = box_iou(a.xyxy, b.xyxy)
-    iou[a.class_ids[:, None] != b.class_ids[None, :]] = 0.0
+    if class_aware:
+        iou[a.class_ids[:, None] != b.class_ids[None, :]] = 0.0
     a_index: list[int] = []
     b_index: list[int] = []
     values: list[float] = []
