@@ -90,6 +90,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=batching.max_latency_ms,
         help="Longest wait for a batch to fill.",
     )
+    add_security_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def add_security_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the credential and limit options (shared with the canary router)."""
     security = parser.add_argument_group("security and limits")
     security.add_argument(
         "--api-keys-file", type=Path, help="JSON file of hashed API keys (re-read on change)."
@@ -108,7 +114,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     security.add_argument("--max-in-flight", type=int, default=64, help="Concurrent requests before 503.")
     security.add_argument("--max-body-mb", type=float, default=16.0, help="Largest request body (413 above).")
-    return parser.parse_args(argv)
+
+
+def gateway_options(args: argparse.Namespace, metrics: ServingMetrics) -> dict[str, object]:
+    """Keyword arguments of :class:`Gateway` from the parsed security options."""
+    return {
+        "config": GatewayConfig(int(args.max_body_mb * 1024 * 1024), args.max_in_flight),
+        "metrics": metrics,
+        "authenticator": build_authenticator(args),
+        "rate_limiter": RateLimiter(args.rate_per_s, args.burst),
+    }
 
 
 def build_authenticator(args: argparse.Namespace) -> Authenticator | None:
@@ -144,13 +159,7 @@ async def serve(args: argparse.Namespace) -> None:
     """Load the model, then run the REST (and gRPC) servers until stopped."""
     settings = DetectorSettings(args.score_threshold, args.iou_threshold, num_threads=args.threads)
     metrics = ServingMetrics()
-    kserve_app.add_middleware(
-        Gateway,
-        config=GatewayConfig(int(args.max_body_mb * 1024 * 1024), args.max_in_flight),
-        metrics=metrics,
-        authenticator=build_authenticator(args),
-        rate_limiter=RateLimiter(args.rate_per_s, args.burst),
-    )
+    kserve_app.add_middleware(Gateway, **gateway_options(args, metrics))
     model = DetectModel(
         args.model_name,
         args.model_dir,

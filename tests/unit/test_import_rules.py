@@ -36,9 +36,18 @@ CORE_MODULES = [
     "cvops.tracking.iou_tracker",
     "cvops.serving.streams",
     "cvops.serving.service",
+    "cvops.serving.auth",
+    "cvops.serving.limits",
+    "cvops.serving.batching",
+    "cvops.serving.breaker",
+    "cvops.serving.routing",
+    "cvops.serving.gateway",
+    "cvops.serving.metrics",
+    "cvops.processes",
     "cvops.cli.app",
     "cvops.cli.detect",
     "cvops.cli.export",
+    "cvops.cli.serve",
 ]
 FORBIDDEN = ["torch", "ultralytics", "tensorrt", "kfp", "kserve", "fastapi", "feast", "mlflow"]
 
