@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+import yaml
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
@@ -248,7 +249,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--shadow-percent", type=int, default=None, help="Share of champion traffic mirrored."
     )
     parser.add_argument(
-        "--inference-service", type=Path, help="Read the split from this InferenceService JSON."
+        "--inference-service",
+        type=Path,
+        help="Read the split from this InferenceService (YAML or JSON, e.g. kubectl kustomize output).",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
@@ -263,7 +266,13 @@ def router_config(args: argparse.Namespace) -> RouterConfig:
     """The split from --inference-service, then overridden by the percent options."""
     base = RouterConfig()
     if args.inference_service is not None:
-        base = RouterConfig.from_inference_service(json.loads(args.inference_service.read_text()))
+        documents = [d for d in yaml.safe_load_all(args.inference_service.read_text()) if isinstance(d, dict)]
+        services = [d for d in documents if d.get("kind") == "InferenceService"]
+        if len(services) != 1:
+            raise InvalidInputError(
+                f"{args.inference_service}: expected one InferenceService, found {len(services)}"
+            )
+        base = RouterConfig.from_inference_service(services[0])
     changes = {"canaryTrafficPercent": args.canary_percent, "shadowTrafficPercent": args.shadow_percent}
     try:
         return RouterConfig.model_validate(
