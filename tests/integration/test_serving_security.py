@@ -178,3 +178,20 @@ def test_rs256_tokens(yolox_package: Path, rsa_keys: tuple[bytes, Path]) -> None
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v2/repository/models/detector/unload"),
+        ("POST", "/v2/repository/models/detector/load"),
+        ("GET", "/v2/models/detector"),
+        ("GET", "/v2/models"),
+        ("POST", "/v1/models/detector:explain"),
+    ],
+    ids=["unload", "load", "v2-metadata", "model-list", "explain"],
+)
+def test_every_non_health_route_needs_credentials(secured: Server, method: str, path: str) -> None:
+    response = httpx.request(method, f"{secured.url}{path}", timeout=30)
+    assert response.status_code == 401, response.text
+    assert httpx.get(f"{secured.url}/v2/models/detector/ready").status_code == 200

@@ -26,8 +26,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_MODEL_PATH = re.compile(r"^/v(?P<protocol>[12])/models/(?P<model>[^/:]+)")
-_OPEN_PATHS = ("/", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/v1/models")
+_MODEL_PATH = re.compile(r"^/v(?P<protocol>[12])/(?:repository/)?models/(?P<model>[^/:]+)")
+# Health, readiness, metrics and the API description stay open; everything else needs credentials.
+_OPEN_PATHS = frozenset({"/", "/metrics", "/openapi.json", "/v2", "/v2/health/live", "/v2/health/ready"})
+_OPEN_PATTERN = re.compile(r"^/v2/models/[^/]+/ready$|^/v1/models/[^/:]+$")
 ACCEPTED_CONTENT_TYPES = frozenset({"application/json", "application/octet-stream"})
 
 
@@ -77,11 +79,18 @@ class Gateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the request, then pass it on and time it."""
-        match = _MODEL_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
-        if match is None or _is_open(scope["path"], match["model"]):
+        path = scope.get("path", "")
+        if scope["type"] == "http" and _names_a_version(path, scope.get("query_string", b"")):
+            # KServe answers 501 here; a client error it is: versions are separate model names.
+            message = "model versions are not addressable: each version is served under its own model name"
+            self.metrics.rejected.labels(reason="invalid").inc()
+            await _reply(send, 400, message, {})
+            return
+        if scope["type"] != "http" or path in _OPEN_PATHS or _OPEN_PATTERN.match(path):
             await self.app(scope, receive, send)
             return
-        model, protocol = match["model"], f"v{match['protocol']}"
+        match = _MODEL_PATH.match(path)
+        model, protocol = (match["model"], f"v{match['protocol']}") if match else ("", "other")
         start = time.perf_counter()
         status = {"code": 500}
         try:
@@ -112,6 +121,7 @@ class Gateway:
             )
 
     def _admit(self, scope: Scope, model: str) -> None:
+        """Raise a refusal unless the request may go on (``model`` empty: no model route)."""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         caller = "anonymous"
         if self.authenticator is not None:
@@ -119,7 +129,7 @@ class Gateway:
                 principal = self.authenticator.authenticate(
                     headers.get("x-api-key"), headers.get("authorization")
                 )
-                principal.check_model(model)
+                principal.check_model(model or None)
             except AuthenticationError as error:
                 raise _Refusal(401, "auth", str(error), {"WWW-Authenticate": "Bearer"}) from error
             except ForbiddenError as error:
@@ -152,9 +162,8 @@ class Gateway:
             )
 
 
-def _is_open(path: str, model: str) -> bool:
-    """Health and readiness stay open: ``/v2/models/NAME/ready`` and v1's ``/v1/models/NAME``."""
-    return path in _OPEN_PATHS or path.endswith("/ready") or path == f"/v1/models/{model}"
+def _names_a_version(path: str, query: bytes) -> bool:
+    return "/versions/" in path or any(part.startswith(b"model_version=") for part in query.split(b"&"))
 
 
 async def _reply(send: Send, status: int, message: str, headers: dict[str, str]) -> None:
