@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from concurrent import futures
 from pathlib import Path
@@ -178,6 +179,9 @@ async def serve(args: argparse.Namespace) -> None:
         "kserve.model_server:app", server.dataplane, server.model_repository_extension, args.http_port
     )
     rest.config.host = args.host
+    # SIGHUP re-reads the package; one that fails to load is refused and the current one stays.
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, model.reload))
     tasks = [rest.start()]
     if args.grpc_port:
         grpc_server = _BoundGRPCServer(

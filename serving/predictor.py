@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ from cvops.serving.metrics import ServingMetrics
 from cvops.serving.service import DEFAULT_MAX_PIXELS, DetectionService, Frame
 from cvops.serving.streams import StreamTrackers
 from cvops.tracking.base import Tracker
+
+logger = logging.getLogger(__name__)
 
 V2_INPUT = "image"
 V2_OUTPUT = "results"
@@ -84,14 +87,41 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
 
     def load(self) -> bool:
         """Read the package and open the detector once; a failure raises with the reason."""
-        spec = read_model_package(self.package_dir)
-        detector = self._load_detector(self.package_dir, self.settings)
-        streams = StreamTrackers(self._new_tracker, self._stream_ttl_s, self._max_streams)
-        version = f"{spec.name}-{spec.precision}"
-        self.service = DetectionService(detector, self.name, version, self.settings, streams, self.metrics)
-        self.batcher = DynamicBatcher(self.service.infer, self.batching)
+        self.service = self._open_service(
+            StreamTrackers(self._new_tracker, self._stream_ttl_s, self._max_streams)
+        )
+        self.batcher = DynamicBatcher(self._infer_now, self.batching)
         self.ready = True
         return True
+
+    def reload(self) -> bool:
+        """Open the package now at ``package_dir``; if it cannot load, keep serving the current one.
+
+        Streams keep their trackers across a reload. Returns whether the new package is served.
+        """
+        assert self.service is not None, "reload() after load()"
+        try:
+            service = self._open_service(self.service.streams)
+        except CvopsError as error:
+            logger.error("reload refused, still serving %s: %s", self.service.model_version, error)
+            if self.metrics is not None:
+                self.metrics.model_reloads.labels(result="refused").inc()
+            return False
+        self.service = service
+        logger.info("now serving %s", service.model_version)
+        if self.metrics is not None:
+            self.metrics.model_reloads.labels(result="loaded").inc()
+        return True
+
+    def _open_service(self, streams: StreamTrackers) -> DetectionService:
+        spec = read_model_package(self.package_dir)
+        detector = self._load_detector(self.package_dir, self.settings)
+        version = f"{spec.name}-{spec.precision}"
+        return DetectionService(detector, self.name, version, self.settings, streams, self.metrics)
+
+    def _infer_now(self, frames: Sequence[Frame]) -> list[FrameResult]:
+        assert self.service is not None
+        return self.service.infer(frames)
 
     async def predict(
         self, payload: dict[str, Any] | InferRequest, headers: dict[str, str] | None = None

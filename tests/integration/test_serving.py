@@ -295,3 +295,37 @@ def _metric(text: str, series: str) -> float:
         if line.startswith(series + " "):
             return float(line.split()[-1])
     raise AssertionError(f"{series} not in /metrics")
+
+
+def test_reload_refuses_a_broken_package_and_keeps_serving(yolox_package: Path, tmp_path: Path) -> None:
+    import shutil
+    import signal
+
+    package = tmp_path / "package"
+    shutil.copytree(yolox_package, package)
+    process, served = start_server(package, "--allow-anonymous", "--grpc-port", "0")
+    body = {"image_b64": _b64(fixture_path("images/bus.jpg"))}
+    try:
+        (package / "model.onnx").write_bytes(b"not an onnx graph")
+        process.send_signal(signal.SIGHUP)
+        _wait_for_metric(served, 'cvops_model_reloads_total{result="refused"}')
+        assert served.v1(body).status_code == 200, "the loaded model keeps serving"
+        shutil.copyfile(yolox_package / "model.onnx", package / "model.onnx")
+        process.send_signal(signal.SIGHUP)
+        _wait_for_metric(served, 'cvops_model_reloads_total{result="loaded"}')
+        assert served.v1(body).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _wait_for_metric(server: Server, series: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if _metric(httpx.get(f"{server.url}/metrics").text, series) >= 1:
+                return
+        except AssertionError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{series} never reached 1")

@@ -40,6 +40,10 @@ class ServingMetrics:
         self.active_streams = Gauge(
             "cvops_active_streams", "Streams with a live tracker.", ["model"], registry=registry
         )
+        self.model_reloads = Counter(
+            "cvops_model_reloads", "Model package reloads, by result (loaded, refused).", ["result"],
+            registry=registry,
+        )  # fmt: skip
         self.in_flight = Gauge("cvops_requests_in_flight", "Requests being served.", registry=registry)
         self.rejected = Counter(
             "cvops_rejected_requests", "Requests refused, by reason.", ["reason"], registry=registry
