@@ -43,6 +43,7 @@ CORE_MODULES = [
     "cvops.serving.routing",
     "cvops.serving.gateway",
     "cvops.serving.metrics",
+    "cvops.serving.gpu",
     "cvops.processes",
     "cvops.cli.app",
     "cvops.cli.detect",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from cvops.detection.types import Detections
+from cvops.serving.gpu import GpuCollector, open_nvml
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
@@ -50,6 +51,9 @@ class ServingMetrics:
         )
         for reason in REJECT_REASONS:
             self.rejected.labels(reason=reason)  # export zeros, so rates exist before the first refusal
+        nvml = open_nvml()
+        if nvml is not None:
+            registry.register(GpuCollector(nvml))
 
     def observe_frame(self, model: str, detections: Detections) -> None:
         """Record one frame's detection count and score distribution."""
