@@ -32,6 +32,7 @@ from cvops.serving.gateway import Gateway, GatewayConfig
 from cvops.serving.limits import RateLimiter
 from cvops.serving.metrics import ServingMetrics
 from cvops.tracking.iou_tracker import IouTracker
+from serving.grpc_gate import GrpcGate
 from serving.predictor import DetectModel
 
 logger = logging.getLogger("serving")
@@ -42,15 +43,17 @@ MAX_GRPC_MESSAGE_BYTES = 64 * 1024 * 1024
 class _BoundGRPCServer(GRPCServer):  # type: ignore[misc]
     """KServe's gRPC server, listening on a chosen host instead of every interface."""
 
-    def __init__(self, host: str, *args: object, **kwargs: object) -> None:
+    def __init__(self, host: str, gate: GrpcGate, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self._host = host
+        self._gate = gate
 
     async def start(self, max_workers: int) -> None:
         from grpc import aio
 
         self._server = aio.server(
             futures.ThreadPoolExecutor(max_workers=max_workers),
+            interceptors=[self._gate],
             options=[
                 ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
@@ -160,7 +163,8 @@ async def serve(args: argparse.Namespace) -> None:
     """Load the model, then run the REST (and gRPC) servers until stopped."""
     settings = DetectorSettings(args.score_threshold, args.iou_threshold, num_threads=args.threads)
     metrics = ServingMetrics()
-    kserve_app.add_middleware(Gateway, **gateway_options(args, metrics))
+    gate = gateway_options(args, metrics)
+    kserve_app.add_middleware(Gateway, **gate)
     model = DetectModel(
         args.model_name,
         args.model_dir,
@@ -184,8 +188,9 @@ async def serve(args: argparse.Namespace) -> None:
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, model.reload))
     tasks = [rest.start()]
     if args.grpc_port:
+        grpc_gate = GrpcGate(gate["authenticator"], gate["rate_limiter"], metrics)  # type: ignore[arg-type]
         grpc_server = _BoundGRPCServer(
-            args.host, args.grpc_port, server.dataplane, server.model_repository_extension, {}
+            args.host, grpc_gate, args.grpc_port, server.dataplane, server.model_repository_extension, {}
         )
         tasks.append(grpc_server.start(max_workers=4))
     logger.info("serving %s on http://%s:%d", args.model_name, args.host, args.http_port)

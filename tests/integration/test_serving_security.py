@@ -195,3 +195,28 @@ def test_every_non_health_route_needs_credentials(secured: Server, method: str, 
     response = httpx.request(method, f"{secured.url}{path}", timeout=30)
     assert response.status_code == 401, response.text
     assert httpx.get(f"{secured.url}/v2/models/detector/ready").status_code == 200
+
+
+def test_grpc_needs_the_same_credentials(secured: Server) -> None:
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    data = fixture_path("images/zidane.jpg").read_bytes()
+    request = pb.ModelInferRequest(
+        model_name="detector",
+        inputs=[pb.ModelInferRequest.InferInputTensor(name="image", datatype="BYTES", shape=[1])],
+        raw_input_contents=[len(data).to_bytes(4, "little") + data],
+    )
+    time.sleep(2)  # refill the rate bucket
+    with grpc.insecure_channel(secured.grpc_target) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        assert stub.ServerReady(pb.ServerReadyRequest(), timeout=30).ready
+        with pytest.raises(grpc.RpcError) as anonymous:
+            stub.ModelInfer(request, timeout=30)
+        assert anonymous.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as other:
+            stub.ModelInfer(request, timeout=30, metadata=[("x-api-key", KEY_OTHER)])
+        assert other.value.code() is grpc.StatusCode.PERMISSION_DENIED
+        reply = stub.ModelInfer(request, timeout=60, metadata=[("x-api-key", KEY_ALL)])
+        assert reply.outputs[0].name == "results"
