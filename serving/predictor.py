@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from cvops.config import DetectorSettings
 from cvops.contracts.model_package import read_model_package
-from cvops.contracts.wire import FrameResult, PredictRequest, PredictResponse
+from cvops.contracts.wire import MAX_INSTANCES, FrameResult, PredictRequest, PredictResponse
 from cvops.detection.detector import Detector
 from cvops.errors import CvopsError
 from cvops.images import decode_image
@@ -176,9 +176,9 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
 
     def _v2_images(self, datatype: str, array: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any]]:
         if datatype == "BYTES":
-            if array.ndim != 1 or not 1 <= len(array) <= 32:
+            if array.ndim != 1 or not 1 <= len(array) <= MAX_INSTANCES:
                 raise InvalidInput(
-                    f"{V2_INPUT}: expected BYTES of shape [N] with 1 <= N <= 32, got {list(array.shape)}"
+                    f"{V2_INPUT}: expected BYTES of shape [N], 1 <= N <= {MAX_INSTANCES}, got {list(array.shape)}"
                 )
             return [
                 self._decode(
@@ -189,9 +189,10 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
             ]
         if datatype == "UINT8":
             batch = array[None] if array.ndim == 3 else array
-            if batch.ndim != 4 or batch.shape[-1] != 3 or 0 in batch.shape:
+            if batch.ndim != 4 or batch.shape[-1] != 3 or 0 in batch.shape or len(batch) > MAX_INSTANCES:
                 raise InvalidInput(
-                    f"{V2_INPUT}: expected UINT8 [N, H, W, 3] or [H, W, 3], got {list(array.shape)}"
+                    f"{V2_INPUT}: expected UINT8 [N, H, W, 3] or [H, W, 3], N <= {MAX_INSTANCES}, "
+                    f"got {list(array.shape)}"
                 )
             if batch.shape[1] * batch.shape[2] > self.max_pixels:
                 raise InvalidInput(
