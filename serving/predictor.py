@@ -178,7 +178,8 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
         if datatype == "BYTES":
             if array.ndim != 1 or not 1 <= len(array) <= MAX_INSTANCES:
                 raise InvalidInput(
-                    f"{V2_INPUT}: expected BYTES of shape [N], 1 <= N <= {MAX_INSTANCES}, got {list(array.shape)}"
+                    f"{V2_INPUT}: expected BYTES of shape [N], 1 <= N <= {MAX_INSTANCES}, "
+                    f"got {list(array.shape)}"
                 )
             return [
                 self._decode(
