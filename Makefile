@@ -11,7 +11,7 @@ export CVOPS_STATE_DIR ?= $(abspath .cache/state)
 PYTEST_MARKERS := $(if $(shell command -v nvidia-smi 2>/dev/null),,-m "not gpu")
 LINT_PATHS := src serving tests benchmarks
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo test lint typecheck unit bench bench-serving image-serving clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,15 @@ unit: setup
 
 bench: setup
 	$(PY) benchmarks/detector_latency.py --out benchmarks/results/detector_latency.json
+
+# Square 640 input, then 640x288: the same model exported for this camera's aspect ratio.
+bench-serving: setup
+	$(PY) benchmarks/serving_latency.py --out benchmarks/results/serving_latency.json
+	$(PY) benchmarks/serving_latency.py --height 288 --out benchmarks/results/serving_latency_640x288.json
+
+# Needs a running Docker daemon (none runs on the development machines).
+image-serving:
+	docker build -f serving/Dockerfile -t cvops-serving:0.1.0 .
 
 clean:
 	rm -rf .cache demo-output .pytest_cache .mypy_cache .ruff_cache

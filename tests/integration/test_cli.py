@@ -143,3 +143,19 @@ def test_serve_starts_a_loopback_server_that_answers(yolox_package: Path, tmp_pa
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def test_export_rectangular_input_for_a_fixed_camera_aspect(tmp_path: Path) -> None:
+    package = tmp_path / "rect"
+    result = _run("export", "yolov8n.yaml", "--imgsz", "96", "--height", "64", "--out", str(package))
+    assert result.returncode == 0, result.stderr
+    spec = json.loads((package / "model.json").read_text())
+    assert (spec["input_width"], spec["input_height"]) == (96, 64)
+    detect = _run(
+        "detect", str(fixture_path("images/zidane.jpg")), "--model", str(package), "--score-threshold", "0"
+    )
+    assert detect.returncode == 0, detect.stderr
+    assert json.loads(detect.stdout)["width"] == 1280
+    bad = _run("export", "yolov8n.yaml", "--imgsz", "96", "--height", "50", "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2
+    assert "height: expected a positive multiple of 32, got 50" in bad.stderr

@@ -29,7 +29,7 @@ def test_concurrent_requests_share_batches_and_get_their_own_results() -> None:
     assert sum(batcher.batch_sizes) == 8
 
 
-def test_a_lone_request_waits_at_most_max_latency() -> None:
+def test_a_lone_request_under_no_load_does_not_wait_for_company() -> None:
     batcher: DynamicBatcher[int, int] = DynamicBatcher(
         _double, BatchingConfig(max_batch_size=8, max_latency_ms=20)
     )

@@ -29,7 +29,12 @@ def export(
     checkpoint: str = typer.Argument(..., help="Ultralytics checkpoint (.pt) or model config (.yaml)."),
     out: Path = typer.Option(..., "--out", "-o", help="Package folder to write."),
     export_format: ExportFormat = typer.Option(ExportFormat.onnx, "--format", "-f", help="Package format."),
-    imgsz: int = typer.Option(640, help="Square input size in pixels (multiple of 32)."),
+    imgsz: int = typer.Option(
+        640, help="Input width in pixels (multiple of 32); also the height unless --height."
+    ),
+    height: int | None = typer.Option(
+        None, help="Input height for cameras of one aspect ratio, e.g. 384 for 16:9 at 640 (multiple of 32)."
+    ),
     calibration: Path | None = typer.Option(None, help="Folder of calibration images (int8)."),
     calibration_images: int = typer.Option(64, help="At most this many calibration images (int8)."),
 ) -> None:
@@ -45,11 +50,11 @@ def export(
         import_tensorrt()  # fail in one line now, not after the FP32 export
     with console.status(f"exporting {checkpoint} to {export_format.value}"):
         if export_format is ExportFormat.onnx:
-            spec = export_onnx(checkpoint, out, imgsz)
+            spec = export_onnx(checkpoint, out, imgsz, height=height)
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 fp32_dir = Path(tmp) / "fp32"
-                export_onnx(checkpoint, fp32_dir, imgsz)
+                export_onnx(checkpoint, fp32_dir, imgsz, height=height)
                 if export_format is ExportFormat.int8:
                     from cvops.training.quantize import quantize_int8
 

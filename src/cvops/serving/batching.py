@@ -1,8 +1,10 @@
 """Dynamic batching: requests arriving together share one detector call.
 
-Requests queue; a single worker takes the first one, waits at most ``max_latency_ms`` for more,
-up to ``max_batch_size`` frames, and runs them as one batch in a worker thread (so the event
-loop keeps answering health checks). With ``max_batch_size=1`` every request runs alone.
+Requests queue; a single worker takes the first one and, when there is company (others already
+queued, or the previous batch held several requests), waits at most ``max_latency_ms`` for more,
+up to ``max_batch_size`` frames. A lone request under low load runs at once: waiting would only
+add latency. Batches run in a worker thread, so the event loop keeps answering health checks.
+With ``max_batch_size=1`` every request runs alone.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class DynamicBatcher(Generic[Item, Result]):
         self._queue: asyncio.Queue[tuple[list[Item], asyncio.Future[list[Result]]]] | None = None
         self._worker: asyncio.Task[None] | None = None
         self.batch_sizes: list[int] = []  # recent batch sizes, for tests and metrics
+        self._last_requests = 1
 
     async def submit(self, items: list[Item]) -> list[Result]:
         """Queue ``items`` (one request's frames) and wait for their results."""
@@ -66,7 +69,14 @@ class DynamicBatcher(Generic[Item, Result]):
             pending = [await self._queue.get()]
             size = len(pending[0][0])
             deadline = time.monotonic() + self.config.max_latency_ms / 1e3
+            if self._queue.empty() and self._last_requests == 1:
+                deadline = 0.0  # no sign of load: run now
             while size < self.config.max_batch_size:
+                if not self._queue.empty():
+                    request = self._queue.get_nowait()
+                    pending.append(request)
+                    size += len(request[0])
+                    continue
                 timeout = deadline - time.monotonic()
                 if timeout <= 0:
                     break
@@ -76,6 +86,7 @@ class DynamicBatcher(Generic[Item, Result]):
                     break
                 pending.append(request)
                 size += len(request[0])
+            self._last_requests = len(pending)
             await self._run(pending)
 
     async def _run(self, pending: list[tuple[list[Item], asyncio.Future[list[Result]]]]) -> None:
