@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_late
 
 from cvops.contracts.wire import FrameResult
 from cvops.errors import CvopsError, InvalidInputError
-from cvops.processes import die_with_parent
+from cvops.processes import die_with_parent, free_port, wait_until_ready
 from cvops.serving.breaker import BreakerOpenError, CircuitBreaker
 from cvops.serving.gateway import Gateway
 from cvops.serving.metrics import ServingMetrics
@@ -206,17 +205,11 @@ def build_app(router: Router) -> FastAPI:
     return app
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_model_server(
     package: Path, log_dir: Path, name: str, extra: list[str]
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``python -m serving`` for one package on a free loopback port; return it and its URL."""
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "serving", "--model-dir", str(package), "--http-port", str(port),
         "--grpc-port", "0", "--allow-anonymous", *extra,
@@ -225,18 +218,8 @@ def start_model_server(
         # The servers stop with the router even when a signal ends it before its cleanup runs.
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = (log_dir / f"{name}.log").read_text()[-500:]
-            raise InvalidInputError(f"{name} model server for {package} exited: {tail}")
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.3)
-    process.kill()
-    raise InvalidInputError(f"{name} model server for {package} did not become ready in 120 s")
+    wait_until_ready(process, f"{url}/v2/health/ready", log_dir / f"{name}.log")
+    return process, url
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -64,3 +64,13 @@ def dets(
         np.zeros(n, np.int64) if class_ids is None else class_ids,
         vocabulary,
     )
+
+
+class FakeClock:
+    """A monotonic clock that only moves when a test sets ``now`` (seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -107,14 +107,12 @@ def _has_tensorrt() -> bool:
 
 def test_serve_starts_a_loopback_server_that_answers(yolox_package: Path, tmp_path: Path) -> None:
     import base64
-    import socket
-    import time
 
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from cvops.processes import free_port, wait_until_ready
+
+    port = free_port()
     command = [
         *CVOPS,
         "serve",
@@ -129,13 +127,7 @@ def test_serve_starts_a_loopback_server_that_answers(yolox_package: Path, tmp_pa
     with (tmp_path / "serve.log").open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
+        wait_until_ready(process, f"http://127.0.0.1:{port}/v2/health/ready", tmp_path / "serve.log")
         image = base64.b64encode(fixture_path("images/bus.jpg").read_bytes()).decode()
         body = {"instances": [{"image_b64": image}]}
         response = httpx.post(f"http://127.0.0.1:{port}/v1/models/detector:predict", json=body, timeout=60)

@@ -16,8 +16,8 @@ import httpx
 import psutil
 import pytest
 
+from cvops.processes import free_port, wait_until_ready
 from tests.conftest import REPO_ROOT, fixture_path
-from tests.integration.test_serving import _free_port
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def routed(yolox_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     champion, challenger = root / "champion", root / "challenger"
     shutil.copytree(yolox_package, champion)
     shutil.copytree(yolox_package, challenger)
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "serving.router", "--champion", str(champion), "--challenger", str(challenger),
         "--canary-percent", "30", "--shadow-percent", "100", "--allow-anonymous", "--port", str(port),
@@ -46,15 +46,7 @@ def routed(yolox_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     with log.open("wb") as sink:
         process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"router exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.5)
+    wait_until_ready(process, f"{url}/v2/health/ready", log, timeout_s=180)
     yield Routed(url, process, challenger)
     process.terminate()
     process.wait(timeout=60)

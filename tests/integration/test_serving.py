@@ -6,7 +6,6 @@ import base64
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,22 +19,17 @@ import numpy as np
 import pytest
 
 from cvops.contracts.wire import FrameResult
+from cvops.processes import free_port, wait_until_ready
 from tests.conftest import REPO_ROOT, fixture_path
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(
     package: Path, *extra: str, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], Server]:
     """Start ``python -m serving`` on free loopback ports and wait until it is ready."""
-    http_port, grpc_port = _free_port(), _free_port()
+    http_port, grpc_port = free_port(), free_port()
     command = [
         sys.executable, "-m", "serving", "--model-dir", str(package),
         "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--score-threshold", "0.3", *extra,
@@ -47,17 +41,8 @@ def start_server(
             command, cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
     served = Server(http_port, grpc_port)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{served.url}/v2/health/ready", timeout=1).status_code == 200:
-                return process, served
-        except httpx.TransportError:
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError("server did not become ready in 120 s")
+    wait_until_ready(process, f"{served.url}/v2/health/ready", log)
+    return process, served
 
 
 class Server:
@@ -265,7 +250,7 @@ def test_server_refuses_to_start_open_without_being_asked(yolox_package: Path) -
 
 
 def _run_serving(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "serving", "--http-port", str(_free_port()), *args]
+    command = [sys.executable, "-m", "serving", "--http-port", str(free_port()), *args]
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
 
 

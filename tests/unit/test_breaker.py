@@ -3,18 +3,11 @@ from __future__ import annotations
 import pytest
 
 from cvops.serving.breaker import BreakerOpenError, BreakerState, CircuitBreaker
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.conftest import FakeClock
 
 
 def test_breaker_opens_fails_fast_then_half_opens_and_closes() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     seen: list[BreakerState] = []
     breaker = CircuitBreaker(
         "up", failure_threshold=2, reset_timeout_s=5, clock=clock, on_state=lambda _, s: seen.append(s)
@@ -36,7 +29,7 @@ def test_breaker_opens_fails_fast_then_half_opens_and_closes() -> None:
 
 
 def test_failed_trial_opens_again_and_success_resets_the_count() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     breaker = CircuitBreaker("up", failure_threshold=2, reset_timeout_s=1, clock=clock)
     breaker.record_failure()
     breaker.record_success()

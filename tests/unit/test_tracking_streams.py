@@ -5,7 +5,7 @@ import pytest
 from cvops.errors import InvalidInputError
 from cvops.serving.streams import StreamTrackers
 from cvops.tracking.iou_tracker import IouTracker
-from tests.conftest import dets
+from tests.conftest import FakeClock, dets
 
 
 def test_iou_tracker_keeps_ids_for_moving_boxes_and_starts_new_ones() -> None:
@@ -47,16 +47,8 @@ def test_iou_tracker_rejects_bad_settings(kwargs: dict[str, float], message: str
         IouTracker(**kwargs)  # type: ignore[arg-type]
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_stream_trackers_evict_idle_streams_and_stay_bounded() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     streams = StreamTrackers(IouTracker, ttl_s=10.0, max_streams=2, clock=clock)
     cam_a = streams.get("a")
     assert streams.get("a") is cam_a
