@@ -120,10 +120,12 @@ def add_security_arguments(parser: argparse.ArgumentParser) -> None:
     security.add_argument("--max-body-mb", type=float, default=16.0, help="Largest request body (413 above).")
 
 
-def gateway_options(args: argparse.Namespace, metrics: ServingMetrics) -> dict[str, object]:
+def gateway_options(
+    args: argparse.Namespace, metrics: ServingMetrics, models: frozenset[str]
+) -> dict[str, object]:
     """Keyword arguments of :class:`Gateway` from the parsed security options."""
     return {
-        "config": GatewayConfig(int(args.max_body_mb * 1024 * 1024), args.max_in_flight),
+        "config": GatewayConfig(int(args.max_body_mb * 1024 * 1024), args.max_in_flight, models),
         "metrics": metrics,
         "authenticator": build_authenticator(args),
         "rate_limiter": RateLimiter(args.rate_per_s, args.burst),
@@ -163,7 +165,7 @@ async def serve(args: argparse.Namespace) -> None:
     """Load the model, then run the REST (and gRPC) servers until stopped."""
     settings = DetectorSettings(args.score_threshold, args.iou_threshold, num_threads=args.threads)
     metrics = ServingMetrics()
-    gate = gateway_options(args, metrics)
+    gate = gateway_options(args, metrics, frozenset({args.model_name}))
     kserve_app.add_middleware(Gateway, **gate)
     model = DetectModel(
         args.model_name,

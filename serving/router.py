@@ -45,6 +45,7 @@ from serving.__main__ import add_security_arguments, gateway_options
 logger = logging.getLogger("serving.router")
 
 VARIANT_HEADER = "x-cvops-variant"
+MODEL_NAME = "detector"  # both variants serve under this name, so clients never see which is which
 
 REQUESTS = Counter("cvops_router_requests", "Routed requests.", ["variant", "code"])
 LATENCY = Histogram("cvops_router_request_seconds", "Routed request latency.", ["variant"])
@@ -211,7 +212,8 @@ def start_model_server(
     """Start ``python -m serving`` for one package on a free loopback port; return it and its URL."""
     port = free_port()
     command = [
-        sys.executable, "-m", "serving", "--model-dir", str(package), "--http-port", str(port),
+        sys.executable, "-m", "serving", "--model-dir", str(package), "--model-name", MODEL_NAME,
+        "--http-port", str(port),
         "--grpc-port", "0", "--allow-anonymous", *extra,
     ]  # fmt: skip
     with (log_dir / f"{name}.log").open("wb") as log:
@@ -294,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
                 yield
 
         app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None)
-        app.add_middleware(Gateway, **gateway_options(args, ServingMetrics()))  # type: ignore[arg-type]
+        app.add_middleware(Gateway, **gateway_options(args, ServingMetrics(), frozenset({MODEL_NAME})))  # type: ignore[arg-type]
         logger.info("router on http://%s:%d, logs of the model servers in %s", args.host, args.port, log_dir)
         uvicorn.run(app, host=args.host, port=args.port, log_config=None)
     except CvopsError as error:

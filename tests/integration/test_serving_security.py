@@ -220,3 +220,11 @@ def test_grpc_needs_the_same_credentials(secured: Server) -> None:
         assert other.value.code() is grpc.StatusCode.PERMISSION_DENIED
         reply = stub.ModelInfer(request, timeout=60, metadata=[("x-api-key", KEY_ALL)])
         assert reply.outputs[0].name == "results"
+
+
+def test_unknown_model_names_do_not_create_metric_series(secured: Server) -> None:
+    for i in range(3):
+        httpx.post(f"{secured.url}/v1/models/random-{i}:predict", json={}, timeout=30)
+    metrics = httpx.get(f"{secured.url}/metrics").text
+    assert "random-" not in metrics
+    assert 'cvops_request_seconds_count{code="401",model="other",protocol="v1"}' in metrics

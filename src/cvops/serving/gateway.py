@@ -40,10 +40,13 @@ class GatewayConfig:
     Attributes:
         max_body_bytes: Largest request body accepted (413 above).
         max_in_flight: Requests served at once before shedding with 503.
+        models: Names used as metric labels; any other name in a URL is labeled ``other``, so
+            clients cannot grow the number of metric series without bound.
     """
 
     max_body_bytes: int = 16 * 1024 * 1024
     max_in_flight: int = 64
+    models: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         """Reject impossible limits."""
@@ -91,6 +94,7 @@ class Gateway:
             return
         match = _MODEL_PATH.match(path)
         model, protocol = (match["model"], f"v{match['protocol']}") if match else ("", "other")
+        label = model if model in self.config.models else "other"
         start = time.perf_counter()
         status = {"code": 500}
         try:
@@ -98,7 +102,7 @@ class Gateway:
         except _Refusal as refusal:
             self.metrics.rejected.labels(reason=refusal.reason).inc()
             await _reply(send, refusal.status, refusal.message, refusal.headers)
-            self.metrics.request_seconds.labels(model, protocol, str(refusal.status)).observe(
+            self.metrics.request_seconds.labels(label, protocol, str(refusal.status)).observe(
                 time.perf_counter() - start
             )
             return
@@ -116,7 +120,7 @@ class Gateway:
             self.metrics.in_flight.dec()
             if 400 <= status["code"] < 500:
                 self.metrics.rejected.labels(reason="invalid").inc()
-            self.metrics.request_seconds.labels(model, protocol, str(status["code"])).observe(
+            self.metrics.request_seconds.labels(label, protocol, str(status["code"])).observe(
                 time.perf_counter() - start
             )
 
