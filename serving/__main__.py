@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from concurrent import futures
+from dataclasses import replace
 from pathlib import Path
 
 from kserve.model_server import ModelServer
@@ -24,13 +25,16 @@ from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.rest.server import RESTServer
 
 from cvops.config import DetectorSettings
+from cvops.detection.detector import Detector
 from cvops.detection.loader import load_detector
 from cvops.errors import InvalidInputError
 from cvops.serving.auth import ApiKeyStore, Authenticator, JwtVerifier
 from cvops.serving.batching import BatchingConfig
 from cvops.serving.gateway import Gateway, GatewayConfig
+from cvops.serving.gpu import gpu_count
 from cvops.serving.limits import RateLimiter
 from cvops.serving.metrics import ServingMetrics
+from cvops.serving.pool import DetectorPool
 from cvops.tracking.iou_tracker import IouTracker
 from serving.grpc_gate import GrpcGate
 from serving.predictor import DetectModel
@@ -84,6 +88,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--stream-ttl-s", type=float, default=300.0, help="Idle seconds before a stream is dropped."
     )
     parser.add_argument("--max-streams", type=int, default=1024)
+    parser.add_argument(
+        "--instances", type=int, default=0,
+        help="Model instances behind the endpoint, least-loaded first (0: one per visible GPU, else 1).",
+    )  # fmt: skip
     batching = BatchingConfig()
     parser.add_argument(
         "--max-batch-size", type=int, default=batching.max_batch_size, help="Frames per batch."
@@ -167,16 +175,22 @@ async def serve(args: argparse.Namespace) -> None:
     metrics = ServingMetrics()
     gate = gateway_options(args, metrics, frozenset({args.model_name}))
     kserve_app.add_middleware(Gateway, **gate)
+    instances = args.instances or gpu_count() or 1
+
+    def load_pool(package: Path, chosen: DetectorSettings) -> Detector:
+        # One instance per GPU ordinal; on CPU the instances share the cores.
+        return DetectorPool([load_detector(package, replace(chosen, device_id=i)) for i in range(instances)])
+
     model = DetectModel(
         args.model_name,
         args.model_dir,
-        load_detector=load_detector,
+        load_detector=load_pool,
         new_tracker=IouTracker,
         settings=settings,
         stream_ttl_s=args.stream_ttl_s,
         max_streams=args.max_streams,
         metrics=metrics,
-        batching=BatchingConfig(args.max_batch_size, args.max_latency_ms),
+        batching=BatchingConfig(args.max_batch_size, args.max_latency_ms, workers=instances),
     )
     model.load()
     server = ModelServer(http_port=args.http_port, grpc_port=args.grpc_port, enable_grpc=False, workers=1)

@@ -16,12 +16,14 @@ class DetectorSettings:
         iou_threshold: NMS IoU above which the lower-scoring box of a class is dropped.
         max_det: Keep at most this many boxes per image.
         num_threads: Intra-op threads of the runtime (0 lets the runtime choose).
+        device_id: GPU ordinal for the CUDA and TensorRT providers (ignored on CPU).
     """
 
     score_threshold: float = 0.25
     iou_threshold: float = 0.7
     max_det: int = 300
     num_threads: int = 0
+    device_id: int = 0
 
     def __post_init__(self) -> None:
         """Reject out-of-range values with what was expected."""
@@ -33,3 +35,5 @@ class DetectorSettings:
             raise InvalidInputError(f"max_det: expected >= 1, got {self.max_det}")
         if self.num_threads < 0:
             raise InvalidInputError(f"num_threads: expected >= 0, got {self.num_threads}")
+        if self.device_id < 0:
+            raise InvalidInputError(f"device_id: expected >= 0, got {self.device_id}")

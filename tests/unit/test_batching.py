@@ -63,3 +63,29 @@ def test_a_failing_batch_fails_each_waiting_request() -> None:
 def test_config_rejects_impossible_values(kwargs: dict[str, float]) -> None:
     with pytest.raises(InvalidInputError):
         BatchingConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_workers_run_batches_in_parallel_on_a_pool_least_loaded_first() -> None:
+    from cvops.serving.pool import DetectorPool
+    from tests.conftest import dets
+
+    class SlowDetector:
+        class_names = ("a", "b", "c")
+
+        def detect(self, images: Sequence[object], settings: object = None) -> list[object]:
+            time.sleep(0.2)
+            return [dets([[0, 0, 1, 1]]) for _ in images]
+
+    pool = DetectorPool([SlowDetector(), SlowDetector()])  # stands in for one instance per GPU
+    batcher: DynamicBatcher[int, object] = DynamicBatcher(
+        lambda items: pool.detect(list(items)), BatchingConfig(max_batch_size=1, max_latency_ms=0, workers=2)
+    )
+
+    async def main() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(batcher.submit([1]), batcher.submit([2]))
+        return time.perf_counter() - start
+
+    assert asyncio.run(main()) < 0.35, "two workers on two instances should overlap"
+    assert pool.calls == [1, 1]
+    assert pool.busy == [0, 0]

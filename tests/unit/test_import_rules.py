@@ -44,6 +44,7 @@ CORE_MODULES = [
     "cvops.serving.gateway",
     "cvops.serving.metrics",
     "cvops.serving.gpu",
+    "cvops.serving.pool",
     "cvops.processes",
     "cvops.cli.app",
     "cvops.cli.detect",

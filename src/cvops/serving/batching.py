@@ -28,17 +28,19 @@ class BatchingConfig:
     Attributes:
         max_batch_size: Most frames in one detector call.
         max_latency_ms: Longest a first request waits for others.
+        workers: Batches run at once (one per model instance, e.g. per GPU).
     """
 
     max_batch_size: int = 8
     max_latency_ms: float = 5.0
+    workers: int = 1
 
     def __post_init__(self) -> None:
         """Reject impossible settings."""
-        if self.max_batch_size < 1 or self.max_latency_ms < 0:
+        if self.max_batch_size < 1 or self.max_latency_ms < 0 or self.workers < 1:
             raise InvalidInputError(
-                f"expected max_batch_size >= 1 and max_latency_ms >= 0, got "
-                f"{self.max_batch_size}, {self.max_latency_ms}"
+                f"expected max_batch_size >= 1, max_latency_ms >= 0 and workers >= 1, got "
+                f"{self.max_batch_size}, {self.max_latency_ms}, {self.workers}"
             )
 
 
@@ -50,7 +52,7 @@ class DynamicBatcher(Generic[Item, Result]):
         self._run_batch = run_batch
         self.config = config
         self._queue: asyncio.Queue[tuple[list[Item], asyncio.Future[list[Result]]]] | None = None
-        self._worker: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
         self.batch_sizes: list[int] = []  # recent batch sizes, for tests and metrics
         self._last_requests = 1
 
@@ -58,7 +60,8 @@ class DynamicBatcher(Generic[Item, Result]):
         """Queue ``items`` (one request's frames) and wait for their results."""
         if self._queue is None:
             self._queue = asyncio.Queue()
-            self._worker = asyncio.get_running_loop().create_task(self._work())
+            loop = asyncio.get_running_loop()
+            self._workers = [loop.create_task(self._work()) for _ in range(self.config.workers)]
         future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
         await self._queue.put((items, future))
         return await future

@@ -30,6 +30,12 @@ def open_nvml() -> ModuleType | None:
     return module
 
 
+def gpu_count() -> int:
+    """Return how many NVIDIA GPUs NVML sees (0 without a driver or a GPU)."""
+    nvml = open_nvml()
+    return int(nvml.nvmlDeviceGetCount()) if nvml is not None else 0
+
+
 class GpuCollector(Collector):
     """Collects per-GPU utilization (percent) and memory (bytes) at scrape time."""
 

@@ -44,12 +44,13 @@ def pick_providers(available: Sequence[str]) -> list[str]:
     return [name for name in PREFERRED_PROVIDERS if name in available] or ["CPUExecutionProvider"]
 
 
-def create_session(model_path: Path, num_threads: int) -> ort.InferenceSession:
+def create_session(model_path: Path, num_threads: int, device_id: int = 0) -> ort.InferenceSession:
     """Open an ONNX Runtime session with every graph optimization on.
 
     Args:
         model_path: The ``.onnx`` file.
         num_threads: Intra-op threads (0 lets ONNX Runtime choose).
+        device_id: GPU ordinal for the TensorRT and CUDA providers.
 
     Raises:
         ModelPackageError: When ONNX Runtime cannot load the file.
@@ -58,7 +59,10 @@ def create_session(model_path: Path, num_threads: int) -> ort.InferenceSession:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = num_threads
     options.inter_op_num_threads = 1
-    providers = pick_providers(ort.get_available_providers())
+    providers: list[str | tuple[str, dict[str, object]]] = [
+        name if name == "CPUExecutionProvider" else (name, {"device_id": device_id})
+        for name in pick_providers(ort.get_available_providers())
+    ]
     try:
         return ort.InferenceSession(str(model_path), options, providers=providers)
     except _LOAD_ERRORS as error:
@@ -68,7 +72,7 @@ def create_session(model_path: Path, num_threads: int) -> ort.InferenceSession:
 class _OnnxModel:
     """A package's session, its spec and its single input name."""
 
-    def __init__(self, package_dir: Path, num_threads: int, task: str) -> None:
+    def __init__(self, package_dir: Path, num_threads: int, task: str, device_id: int = 0) -> None:
         self.spec: ModelPackageSpec = read_model_package(package_dir)
         if self.spec.format != "onnx":
             raise ModelPackageError(f"{package_dir}: expected format 'onnx', got {self.spec.format!r}")
@@ -76,7 +80,7 @@ class _OnnxModel:
             raise ModelPackageError(
                 f"{package_dir}: expected a {task} model, got family {self.spec.family!r}"
             )
-        self.session = create_session(package_dir / self.spec.file, num_threads)
+        self.session = create_session(package_dir / self.spec.file, num_threads, device_id)
         model_input = self.session.get_inputs()[0]
         self.input_name: str = model_input.name
         # Graphs exported with a fixed batch (e.g. the published YOLOX) take that many images per run.
@@ -114,7 +118,7 @@ class OnnxDetector(_OnnxModel):
             settings: Thresholds and threads; defaults to :class:`DetectorSettings`.
         """
         self.settings = settings or DetectorSettings()
-        super().__init__(package_dir, self.settings.num_threads, "detect")
+        super().__init__(package_dir, self.settings.num_threads, "detect", self.settings.device_id)
         spec = self.spec
         self.decoder = make_decoder(spec.family, len(spec.class_names), spec.input_height, spec.input_width)
 
