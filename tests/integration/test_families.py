@@ -22,33 +22,29 @@ RTDETR_IMGSZ = 320
 CLS_IMGSZ = 64
 
 
-@pytest.fixture(scope="module")
-def rtdetr_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ModelPackageSpec]:
-    """An RT-DETR-L with random weights, saved as a checkpoint, then exported by our code."""
+def _random_package(
+    tmp_path_factory: pytest.TempPathFactory, config: str, imgsz: int
+) -> tuple[Path, ModelPackageSpec]:
+    """Build ``config`` with random weights (seed 0), save it as a checkpoint, export it with our code."""
     import torch
-    from ultralytics import RTDETR
 
-    from cvops.training.export import export_onnx
+    from cvops.training.export import export_onnx, load_ultralytics
 
     torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("rtdetr")
-    checkpoint = out / "rtdetr-l.pt"
-    RTDETR("rtdetr-l.yaml").save(checkpoint)
-    return out / "package", export_onnx(str(checkpoint), out / "package", RTDETR_IMGSZ)
+    out = tmp_path_factory.mktemp(Path(config).stem)
+    checkpoint = out / f"{Path(config).stem}.pt"
+    load_ultralytics(config).save(checkpoint)
+    return out / "package", export_onnx(str(checkpoint), out / "package", imgsz)
+
+
+@pytest.fixture(scope="module")
+def rtdetr_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ModelPackageSpec]:
+    return _random_package(tmp_path_factory, "rtdetr-l.yaml", RTDETR_IMGSZ)
 
 
 @pytest.fixture(scope="module")
 def classifier_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ModelPackageSpec]:
-    import torch
-    from ultralytics import YOLO
-
-    from cvops.training.export import export_onnx
-
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("cls")
-    checkpoint = out / "yolov8n-cls.pt"
-    YOLO("yolov8n-cls.yaml").save(checkpoint)
-    return out / "package", export_onnx(str(checkpoint), out / "package", CLS_IMGSZ)
+    return _random_package(tmp_path_factory, "yolov8n-cls.yaml", CLS_IMGSZ)
 
 
 def test_rtdetr_export_is_decoded_without_nms_like_ultralytics(

@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import httpx
@@ -149,18 +150,25 @@ def test_v2_rest_accepts_encoded_bytes_and_uint8_tensors(server: Server) -> None
     assert results[1].width == 320
 
 
-def test_grpc_v2_infer_with_stream_parameter(server: Server) -> None:
-    import grpc
+def grpc_infer_request(image: Path, stream_id: str | None = None) -> Any:
+    """A v2 ModelInfer request with one encoded image (BYTES, 4-byte little-endian length prefix)."""
     from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
-    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
-    data = fixture_path("images/bus.jpg").read_bytes()
-    request = pb.ModelInferRequest(
+    data = image.read_bytes()
+    parameters = {} if stream_id is None else {"stream_id": pb.InferParameter(string_param=stream_id)}
+    return pb.ModelInferRequest(
         model_name="detector",
         inputs=[pb.ModelInferRequest.InferInputTensor(name="image", datatype="BYTES", shape=[1])],
         raw_input_contents=[len(data).to_bytes(4, "little") + data],
-        parameters={"stream_id": pb.InferParameter(string_param="grpc-cam")},
+        parameters=parameters,
     )
+
+
+def test_grpc_v2_infer_with_stream_parameter(server: Server) -> None:
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    request = grpc_infer_request(fixture_path("images/bus.jpg"), stream_id="grpc-cam")
     with grpc.insecure_channel(server.grpc_target) as channel:
         reply = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=60)
     raw = reply.raw_output_contents[0]

@@ -14,7 +14,7 @@ import pytest
 
 from cvops.serving.auth import hash_api_key
 from tests.conftest import fixture_path
-from tests.integration.test_serving import Server, start_server
+from tests.integration.test_serving import Server, grpc_infer_request, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -202,12 +202,7 @@ def test_grpc_needs_the_same_credentials(secured: Server) -> None:
     from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
     from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
-    data = fixture_path("images/zidane.jpg").read_bytes()
-    request = pb.ModelInferRequest(
-        model_name="detector",
-        inputs=[pb.ModelInferRequest.InferInputTensor(name="image", datatype="BYTES", shape=[1])],
-        raw_input_contents=[len(data).to_bytes(4, "little") + data],
-    )
+    request = grpc_infer_request(fixture_path("images/zidane.jpg"))
     time.sleep(2)  # refill the rate bucket
     with grpc.insecure_channel(secured.grpc_target) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
