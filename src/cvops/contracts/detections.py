@@ -35,23 +35,29 @@ class ImageDetections(_Frozen):
         cls, source: str, width: int, height: int, model: str, detections: Detections
     ) -> ImageDetections:
         """Build the JSON record of one image's :class:`Detections`."""
-        track_ids = detections.track_ids.tolist() if detections.track_ids is not None else None
-        records = [
-            DetectionRecord(
-                xyxy=(box[0], box[1], box[2], box[3]),
-                score=score,
-                class_id=class_id,
-                class_name=name,
-                track_id=None if track_ids is None else track_ids[i],
+        return cls(
+            source=source, width=width, height=height, model=model, detections=detection_records(detections)
+        )
+
+
+def detection_records(detections: Detections) -> list[DetectionRecord]:
+    """Turn :class:`Detections` into one JSON record per box."""
+    track_ids = detections.track_ids.tolist() if detections.track_ids is not None else None
+    return [
+        DetectionRecord(
+            xyxy=(box[0], box[1], box[2], box[3]),
+            score=score,
+            class_id=class_id,
+            class_name=name,
+            track_id=None if track_ids is None else track_ids[i],
+        )
+        for i, (box, score, class_id, name) in enumerate(
+            zip(
+                detections.xyxy.tolist(),
+                detections.scores.tolist(),
+                detections.class_ids.tolist(),
+                detections.class_names,
+                strict=True,
             )
-            for i, (box, score, class_id, name) in enumerate(
-                zip(
-                    detections.xyxy.tolist(),
-                    detections.scores.tolist(),
-                    detections.class_ids.tolist(),
-                    detections.class_names,
-                    strict=True,
-                )
-            )
-        ]
-        return cls(source=source, width=width, height=height, model=model, detections=records)
+        )
+    ]

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cvops.config import DetectorSettings
-from cvops.contracts.detections import ImageDetections
+from cvops.contracts.detections import detection_records
 from cvops.contracts.wire import FrameResult
 from cvops.detection.detector import Detector
 from cvops.detection.types import Detections
@@ -110,7 +110,6 @@ class DetectionService:
             self.metrics.observe_frame(self.model_name, detections)
             self.metrics.active_streams.labels(self.model_name).set(len(self.streams))
         height, width = frame.image.shape[:2]
-        record = ImageDetections.from_detections("", width, height, self.model_name, detections)
         return FrameResult(
             model_name=self.model_name,
             model_version=self.model_version,
@@ -119,6 +118,6 @@ class DetectionService:
             timestamp=frame.timestamp,
             width=width,
             height=height,
-            detections=record.detections,
+            detections=detection_records(detections),
             timings_ms={"detect": round(detect_ms, 3), "track": round(track_ms, 3)},
         )
