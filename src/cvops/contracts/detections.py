@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from cvops.detection.types import Detections
@@ -19,6 +22,9 @@ class DetectionRecord(_Frozen):
     class_id: int = Field(ge=0)
     class_name: str
     track_id: int | None = None
+    global_id: int | None = None
+    velocity_xy: tuple[float, float] | None = None
+    forecast_xyxy: tuple[float, float, float, float] | None = None
 
 
 class ImageDetections(_Frozen):
@@ -42,7 +48,10 @@ class ImageDetections(_Frozen):
 
 def detection_records(detections: Detections) -> list[DetectionRecord]:
     """Turn :class:`Detections` into one JSON record per box."""
-    track_ids = detections.track_ids.tolist() if detections.track_ids is not None else None
+    track_ids = _column(detections.track_ids)
+    global_ids = _column(detections.global_ids)
+    velocities = _column(detections.velocities_xy)
+    forecasts = _column(detections.forecasts_xyxy)
     return [
         DetectionRecord(
             xyxy=(box[0], box[1], box[2], box[3]),
@@ -50,6 +59,9 @@ def detection_records(detections: Detections) -> list[DetectionRecord]:
             class_id=class_id,
             class_name=name,
             track_id=None if track_ids is None else track_ids[i],
+            global_id=None if global_ids is None else global_ids[i],
+            velocity_xy=None if velocities is None else tuple(velocities[i]),
+            forecast_xyxy=None if forecasts is None else tuple(forecasts[i]),
         )
         for i, (box, score, class_id, name) in enumerate(
             zip(
@@ -61,3 +73,7 @@ def detection_records(detections: Detections) -> list[DetectionRecord]:
             )
         )
     ]
+
+
+def _column(values: npt.NDArray[Any] | None) -> list[Any] | None:
+    return None if values is None else values.tolist()

@@ -16,18 +16,20 @@ _CLASS_OFFSET_PX = 8192.0
 
 def box_area(xyxy: FloatArray) -> FloatArray:
     """Return the area of each box, shape (N,), for ``xyxy`` of shape (N, 4)."""
-    area: FloatArray = (xyxy[:, 2] - xyxy[:, 0]).clip(0) * (xyxy[:, 3] - xyxy[:, 1]).clip(0)
+    area: FloatArray = np.maximum(xyxy[:, 2] - xyxy[:, 0], 0) * np.maximum(xyxy[:, 3] - xyxy[:, 1], 0)
     return area
 
 
 def box_iou(a_xyxy: FloatArray, b_xyxy: FloatArray) -> FloatArray:
     """Return the pairwise IoU matrix, shape (N, M), of boxes (N, 4) and (M, 4)."""
-    top_left = np.maximum(a_xyxy[:, None, :2], b_xyxy[None, :, :2])
-    bottom_right = np.minimum(a_xyxy[:, None, 2:], b_xyxy[None, :, 2:])
-    wh = (bottom_right - top_left).clip(0)
-    inter = wh[..., 0] * wh[..., 1]
-    union = box_area(a_xyxy)[:, None] + box_area(b_xyxy)[None, :] - inter
-    iou: FloatArray = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0).astype(np.float32)
+    # Column by column rather than on (N, M, 2) blocks: trackers call this every frame.
+    a, b = a_xyxy.astype(np.float32, copy=False), b_xyxy.astype(np.float32, copy=False)
+    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.maximum(width, 0, out=width) * np.maximum(height, 0, out=height)
+    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    # Where the union is empty the intersection is too, so the ratio is 0.
+    iou: FloatArray = inter / np.maximum(union, np.float32(1e-12))
     return iou
 
 

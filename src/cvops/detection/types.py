@@ -25,6 +25,9 @@ class Detections:
         class_names: Name of each box's class, N strings.
         track_ids: Optional track id of each box, shape (N,), int64 (-1 when unassigned).
         embeddings: Optional appearance embedding of each box, shape (N, D), float32.
+        global_ids: Optional cross-camera identity of each box, shape (N,), int64 (-1 when unknown).
+        velocities_xy: Optional velocity of each box's center, shape (N, 2), float32, pixels per frame.
+        forecasts_xyxy: Optional predicted box some frames ahead, shape (N, 4), float32, pixels.
     """
 
     xyxy: FloatArray
@@ -33,6 +36,9 @@ class Detections:
     class_names: tuple[str, ...]
     track_ids: IntArray | None = None
     embeddings: FloatArray | None = None
+    global_ids: IntArray | None = None
+    velocities_xy: FloatArray | None = None
+    forecasts_xyxy: FloatArray | None = None
 
     def __post_init__(self) -> None:
         """Check shapes, dtypes and ranges so a bad record never travels further."""
@@ -47,6 +53,12 @@ class Detections:
             _check_array("track_ids", self.track_ids, np.int64, 1, n)
         if self.embeddings is not None:
             _check_array("embeddings", self.embeddings, np.float32, 2, n)
+        if self.global_ids is not None:
+            _check_array("global_ids", self.global_ids, np.int64, 1, n)
+        for name in ("velocities_xy", "forecasts_xyxy"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_array(name, value, np.float32, 2, n)
         if n == 0:
             return
         if not np.isfinite(self.xyxy).all():
@@ -115,11 +127,29 @@ class Detections:
             class_names=tuple(self.class_names[i] for i in positions.tolist()),
             track_ids=None if self.track_ids is None else self.track_ids[positions],
             embeddings=None if self.embeddings is None else self.embeddings[positions],
+            global_ids=None if self.global_ids is None else self.global_ids[positions],
+            velocities_xy=None if self.velocities_xy is None else self.velocities_xy[positions],
+            forecasts_xyxy=None if self.forecasts_xyxy is None else self.forecasts_xyxy[positions],
         )
 
     def with_track_ids(self, track_ids: IntArray) -> Detections:
         """Return a copy carrying ``track_ids``, shape (N,)."""
         return replace(self, track_ids=track_ids)
+
+    def with_tracks(
+        self, track_ids: IntArray, velocities_xy: FloatArray, forecasts_xyxy: FloatArray
+    ) -> Detections:
+        """Return a copy carrying what a tracker knows of each box (see the attributes)."""
+        return replace(
+            self,
+            track_ids=track_ids,
+            velocities_xy=velocities_xy.astype(np.float32, copy=False),
+            forecasts_xyxy=forecasts_xyxy.astype(np.float32, copy=False),
+        )
+
+    def with_global_ids(self, global_ids: IntArray) -> Detections:
+        """Return a copy carrying cross-camera ``global_ids``, shape (N,)."""
+        return replace(self, global_ids=global_ids)
 
     def with_embeddings(self, embeddings: FloatArray) -> Detections:
         """Return a copy carrying ``embeddings``, shape (N, D)."""
