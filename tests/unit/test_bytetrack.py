@@ -64,7 +64,7 @@ def test_a_one_frame_false_positive_never_gets_an_id() -> None:
 @pytest.mark.parametrize(
     ("second_score", "expected"),
     [
-        (0.3, [1]),  # low score continues the track (ByteTrack's second stage)
+        (0.2, [1]),  # low score continues the track (ByteTrack's second stage)
         (0.05, [-1]),  # below low_score: ignored
     ],
 )
@@ -75,7 +75,7 @@ def test_low_score_boxes_continue_tracks_but_never_start_them(
     tracker.update(dets([box_at(0)], scores=[0.9]))
     assert ids_of(tracker.update(dets([box_at(2)], scores=[second_score]))) == expected
     fresh = ByteTracker()
-    assert ids_of(fresh.update(dets([box_at(0)], scores=[0.3]))) == [-1]
+    assert ids_of(fresh.update(dets([box_at(0)], scores=[0.2]))) == [-1]
 
 
 @pytest.mark.parametrize(("frames_unseen", "expected_id"), [(5, 1), (40, 2)])
