@@ -35,7 +35,7 @@ from cvops.serving.gpu import gpu_count
 from cvops.serving.limits import RateLimiter
 from cvops.serving.metrics import ServingMetrics
 from cvops.serving.pool import DetectorPool
-from cvops.tracking.iou_tracker import IouTracker
+from cvops.tracking.bytetrack import ByteTracker
 from serving.grpc_gate import GrpcGate
 from serving.predictor import DetectModel
 
@@ -185,7 +185,7 @@ async def serve(args: argparse.Namespace) -> None:
         args.model_name,
         args.model_dir,
         load_detector=load_pool,
-        new_tracker=IouTracker,
+        new_tracker=ByteTracker,
         settings=settings,
         stream_ttl_s=args.stream_ttl_s,
         max_streams=args.max_streams,
