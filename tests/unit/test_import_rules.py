@@ -34,6 +34,8 @@ CORE_MODULES = [
     "cvops.training.engine",
     "cvops.contracts.wire",
     "cvops.tracking.iou_tracker",
+    "cvops.tracking.reid",
+    "cvops.tracking.gallery",
     "cvops.serving.streams",
     "cvops.serving.service",
     "cvops.serving.auth",

@@ -27,7 +27,7 @@ ImageArray = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float32]
 
 # What ONNX Runtime raises for a file it cannot load as a model.
-_LOAD_ERRORS = (
+LOAD_ERRORS = (
     ort_state.Fail,
     ort_state.InvalidArgument,
     ort_state.InvalidGraph,
@@ -65,7 +65,7 @@ def create_session(model_path: Path, num_threads: int, device_id: int = 0) -> or
     ]
     try:
         return ort.InferenceSession(str(model_path), options, providers=providers)
-    except _LOAD_ERRORS as error:
+    except LOAD_ERRORS as error:
         raise ModelPackageError(f"{model_path}: ONNX Runtime could not load it: {error}") from error
 
 
