@@ -151,3 +151,28 @@ def test_appearance_decides_when_two_objects_meet_and_motion_is_ambiguous(
 def test_settings_that_cannot_track_are_refused(settings: dict[str, float]) -> None:
     with pytest.raises(InvalidInputError):
         ByteTrackSettings(**settings)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("compensated", "expected"), [(True, [1]), (False, [-1])])
+def test_camera_motion_compensation_moves_tracks_with_the_camera(
+    compensated: bool, expected: list[int]
+) -> None:
+    tracker = ByteTracker()
+    for _ in range(3):
+        tracker.update(dets([box_at(100)]))
+    if compensated:
+        tracker.compensate(np.array([[1.0, 0.0, 100.0], [0.0, 1.0, 0.0]]))  # the camera panned 100 px left
+    assert ids_of(tracker.update(dets([box_at(200)]))) == expected
+
+
+def test_appearance_is_wanted_for_new_crowded_or_unembedded_boxes_only() -> None:
+    tracker = ByteTracker()
+    frame = dets([box_at(0), box_at(300), box_at(320)])
+    assert tracker.appearance_wanted(frame).tolist() == [True, True, True]  # no tracks yet
+    embedded = frame.with_embeddings(np.eye(3, 8, dtype=np.float32))
+    tracker.update(embedded)
+    later = dets([box_at(1), box_at(600), box_at(310)], scores=[0.9, 0.9, 0.9])
+    # 1 px from one embedded track: no; far from all: yes (new); between two tracks: yes (ambiguous).
+    assert tracker.appearance_wanted(later).tolist() == [False, True, True]
+    low = dets([box_at(600)], scores=[0.2])
+    assert tracker.appearance_wanted(low).tolist() == [False]  # low-score boxes never use appearance

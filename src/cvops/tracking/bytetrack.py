@@ -171,6 +171,47 @@ class ByteTracker:
         track_for_det[starts] = self._start(starts, detections)
         return self._annotate(detections, track_for_det)
 
+    def compensate(self, affine: npt.NDArray[np.floating]) -> None:
+        """Move every track by a camera motion (2, 3) ``[M | t]`` from the previous frame to this one.
+
+        Centers and center velocities go through ``M`` (plus ``t`` for centers); heights and their
+        velocities scale by ``sqrt(|det M|)``; covariances follow. Call before :meth:`update`.
+        """
+        if not len(self._ids):
+            return
+        matrix = np.asarray(affine, np.float64).reshape(2, 3)
+        scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+        transform = np.eye(8)
+        transform[0:2, 0:2] = transform[4:6, 4:6] = matrix[:, :2]
+        transform[3, 3] = transform[7, 7] = scale
+        self._mean = self._mean @ transform.T
+        self._mean[:, :2] += matrix[:, 2]
+        self._cov = transform @ self._cov @ transform.T
+
+    def appearance_wanted(self, detections: Detections, refresh_every: int = 10) -> npt.NDArray[np.bool_]:
+        """Return which high-score detections association would use an embedding for.
+
+        Embedding every box every frame is too slow on a CPU, and mostly useless: a box that
+        overlaps exactly one track is matched by motion alone. Wanted are boxes that overlap no
+        track (a new or returning object), overlap several (crowding, crossings), or continue a
+        track that has no embedding yet; and every ``refresh_every`` frames, all of them.
+        """
+        s = self.settings
+        high = detections.scores >= s.high_score
+        if not len(self._ids) or self._frame % refresh_every == refresh_every - 1:
+            return high
+        ahead = self._mean[:, :4] + self._mean[:, 4:]  # next frame's boxes, before update predicts
+        iou = box_iou(xyah_to_xyxy(ahead).astype(np.float32), detections.xyxy)
+        close = iou > 1.0 - s.proximity_threshold
+        lone = close.sum(axis=0) != 1
+        if self._embeddings is None:
+            unknown = close.any(axis=0)
+        else:
+            has_embedding = np.abs(self._embeddings).sum(axis=1) > 0
+            unknown = (close & ~has_embedding[:, None]).any(axis=0)
+        wanted: npt.NDArray[np.bool_] = high & (lone | unknown)
+        return wanted
+
     def _predict(self) -> None:
         if not len(self._ids):
             return
