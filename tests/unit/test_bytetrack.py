@@ -6,6 +6,7 @@ import pytest
 from cvops.detection.types import Detections
 from cvops.errors import InvalidInputError
 from cvops.tracking.bytetrack import ByteTracker, ByteTrackSettings
+from cvops.tracking.forecast import ConstantVelocityForecaster, DampedAccelerationForecaster, Forecaster
 from cvops.tracking.kalman import KalmanBoxFilter, xyah_to_xyxy, xyxy_to_xyah
 from tests.conftest import dets
 
@@ -35,8 +36,11 @@ def test_kalman_learns_constant_velocity() -> None:
     assert np.all(np.linalg.eigvalsh(cov[0]) > 0)
 
 
-def test_a_moving_object_keeps_its_id_and_reports_velocity_and_forecast() -> None:
-    tracker = ByteTracker(ByteTrackSettings(forecast_frames=10))
+@pytest.mark.parametrize("forecaster", [DampedAccelerationForecaster(), ConstantVelocityForecaster(), None])
+def test_a_moving_object_keeps_its_id_and_reports_velocity_and_forecast(
+    forecaster: Forecaster | None,
+) -> None:
+    tracker = ByteTracker(ByteTrackSettings(forecast_frames=10), forecaster=forecaster)
     results = [tracker.update(dets([box_at(5.0 * f), box_at(400 - 3.0 * f, 300)])) for f in range(20)]
     assert all(ids_of(r) == [1, 2] for r in results)
     last = results[-1]
@@ -146,6 +150,7 @@ def test_appearance_decides_when_two_objects_meet_and_motion_is_ambiguous(
         {"match_cost": 0.0},
         {"track_buffer": -1},
         {"max_tracks": 0},
+        {"history_frames": 0},
     ],
 )
 def test_settings_that_cannot_track_are_refused(settings: dict[str, float]) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -19,13 +20,17 @@ from cvops.detection.loader import load_detector
 from cvops.detection.types import Detections
 from cvops.errors import InvalidInputError
 from cvops.images import list_images, read_image
-from cvops.tracking.base import Tracker
 from cvops.tracking.bytetrack import ByteTracker, ByteTrackSettings
+from cvops.tracking.image_tracker import ImageTracker
 from cvops.tracking.iou_tracker import IouTracker
 from cvops.tracking.mot_files import read_mot_file, read_seqinfo
+from cvops.tracking.motion_compensation import SparseFlowCompensator
+from cvops.tracking.reid import OnnxEmbedder
 from cvops.tracking.sequence import TrackedFrame, mot_detections_by_frame, track_frames, write_tracks
 
 _DEFAULTS = ByteTrackSettings()
+# One frame to track: its detections and, when something needs the pixels, its image.
+Frame = tuple[Detections, npt.NDArray[np.uint8] | None]
 
 
 class TrackerKind(StrEnum):
@@ -67,47 +72,76 @@ def track(
         _DEFAULTS.match_cost, help="Largest first-stage cost (1 - IoU x score) of a match."
     ),
     threads: int = typer.Option(0, help="With --model: runtime CPU threads (0: runtime default)."),
+    reid: Path | None = typer.Option(
+        None, "--reid", help="Re-id ONNX model (e.g. OSNet): fuse appearance with motion; needs --frames."
+    ),
+    cmc: bool = typer.Option(
+        False, "--cmc", help="Compensate camera motion (sparse optical flow); needs --frames."
+    ),
 ) -> None:
     """Track detections from a det.txt file or a model run on a folder of frames."""
     if (detections is None) == (model is None):
         raise InvalidInputError("give exactly one of --detections and --model")
     images = list_images([frames]) if frames is not None else []
-    if model is not None and not images:
-        raise InvalidInputError("--model needs --frames with the sequence's images")
+    if (model is not None or reid is not None or cmc) and not images:
+        raise InvalidInputError("--model, --reid and --cmc need --frames with the sequence's images")
     length = num_frames or len(images) or (_seqinfo_length(detections) if detections else 0)
+    images = images[:length]
     if detections is not None:
         rows = read_mot_file(detections)
         length = length or int(rows.frame.max(initial=0))
-        per_frame: Iterator[Detections] = iter(mot_detections_by_frame(rows, detections, length))
+        per_det = mot_detections_by_frame(rows, detections, length)
+        wants_images = reid is not None or cmc
+        if wants_images and len(images) < length:
+            raise InvalidInputError(f"--frames: expected {length} images, found {len(images)}")
+        frame_images = (read_image(p) if wants_images else None for p in images) if images else iter(())
+        pairs: Iterator[Frame] = ((d, next(frame_images, None)) for d in per_det)
     else:
         assert model is not None
-        images = images[:length]
         settings = DetectorSettings(score_threshold, num_threads=threads)
-        per_frame = _detect_frames(model, images, settings, set(classes))
-    tracker: Tracker = (
-        ByteTracker(
-            ByteTrackSettings(
-                high_score=high_score,
-                new_track_score=new_track_score,
-                match_cost=match_cost,
-                track_buffer=track_buffer,
-                frame_rate=frame_rate,
-            )
-        )
-        if tracker_kind is TrackerKind.bytetrack
-        else IouTracker()
+        pairs = _detect_frames(model, images, settings, set(classes))
+    byte_settings = ByteTrackSettings(
+        high_score=high_score,
+        new_track_score=new_track_score,
+        match_cost=match_cost,
+        track_buffer=track_buffer,
+        frame_rate=frame_rate,
     )
+    update = _updater(tracker_kind, byte_settings, reid, cmc, threads)
     console = Console(stderr=True)
     results: list[TrackedFrame] = []
     with Progress(
         TextColumn("[bold]track"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
     ) as progress:
         task = progress.add_task("track", total=length)
-        for item in track_frames(per_frame, tracker, time.perf_counter):
+        for item in track_frames(pairs, update, time.perf_counter):
             results.append(item)
             progress.advance(task)
     rows_written = write_tracks(out, results)
     _print_summary(console, results, rows_written, out)
+
+
+def _updater(
+    kind: TrackerKind, settings: ByteTrackSettings, reid: Path | None, cmc: bool, threads: int
+) -> Callable[[Frame], Detections]:
+    """Return the per-frame step of the chosen tracker."""
+    if kind is TrackerKind.iou:
+        if reid is not None or cmc:
+            raise InvalidInputError("--reid and --cmc work with --tracker bytetrack only")
+        iou_tracker = IouTracker()
+        return lambda frame: iou_tracker.update(frame[0])
+    if reid is None and not cmc:
+        tracker = ByteTracker(settings)
+        return lambda frame: tracker.update(frame[0])
+    embedder = OnnxEmbedder(reid, num_threads=threads) if reid is not None else None
+    image_tracker = ImageTracker(ByteTracker(settings), embedder, SparseFlowCompensator() if cmc else None)
+
+    def step(frame: Frame) -> Detections:
+        detections, image = frame
+        assert image is not None  # checked above: --reid and --cmc need --frames
+        return image_tracker.update(detections, image)
+
+    return step
 
 
 def _seqinfo_length(detections: Path) -> int:
@@ -117,16 +151,17 @@ def _seqinfo_length(detections: Path) -> int:
 
 def _detect_frames(
     model: Path, images: list[Path], settings: DetectorSettings, classes: set[str]
-) -> Iterator[Detections]:
+) -> Iterator[Frame]:
     detector = load_detector(model, settings)
     unknown = classes - set(detector.class_names)
     if unknown:
         raise InvalidInputError(f"--class: {sorted(unknown)} not among the model's classes")
     for path in images:
-        found = detector.detect([read_image(path)])[0]
+        image = read_image(path)
+        found = detector.detect([image])[0]
         if classes:
             found = found.select(np.array([name in classes for name in found.class_names], bool))
-        yield found
+        yield found, image
 
 
 def _print_summary(console: Console, results: list[TrackedFrame], rows: int, out: Path) -> None:

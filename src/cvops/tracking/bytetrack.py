@@ -21,6 +21,7 @@ import numpy.typing as npt
 from cvops.detection.ops import box_iou
 from cvops.detection.types import Detections
 from cvops.errors import InvalidInputError
+from cvops.tracking.forecast import DampedAccelerationForecaster, Forecaster
 from cvops.tracking.kalman import KalmanBoxFilter, xyah_to_xyxy, xyxy_to_xyah
 
 IndexArray = npt.NDArray[np.intp]
@@ -53,6 +54,7 @@ class ByteTrackSettings:
         proximity_threshold: IoU cost above which appearance is not trusted.
         embedding_momentum: Weight of a track's old embedding in its moving average.
         forecast_frames: How far ahead ``Detections.forecasts_xyxy`` looks, in frames.
+        history_frames: Boxes of each track's past kept for its forecaster.
         max_tracks: Most tracks (tracked, lost and new) kept; the longest-lost go first.
     """
 
@@ -71,6 +73,7 @@ class ByteTrackSettings:
     proximity_threshold: float = 0.5
     embedding_momentum: float = 0.9
     forecast_frames: int = 10
+    history_frames: int = 30
     max_tracks: int = 2048
 
     def __post_init__(self) -> None:
@@ -86,6 +89,8 @@ class ByteTrackSettings:
             raise InvalidInputError(
                 "expected track_buffer >= 0, frame_rate > 0, max_tracks >= 1 and forecast_frames >= 0"
             )
+        if self.history_frames < 1:
+            raise InvalidInputError(f"history_frames: expected >= 1, got {self.history_frames}")
 
     @property
     def max_frames_lost(self) -> int:
@@ -93,13 +98,30 @@ class ByteTrackSettings:
         return int(self.frame_rate / 30.0 * self.track_buffer)
 
 
+_DEFAULT_FORECASTER = DampedAccelerationForecaster()
+
+
 class ByteTracker:
     """Multi-object tracker for one stream; see the module docstring."""
 
-    def __init__(self, settings: ByteTrackSettings | None = None, motion: KalmanBoxFilter | None = None):
-        """Create a tracker with no tracks."""
+    def __init__(
+        self,
+        settings: ByteTrackSettings | None = None,
+        motion: KalmanBoxFilter | None = None,
+        forecaster: Forecaster | None = _DEFAULT_FORECASTER,
+    ):
+        """Create a tracker with no tracks.
+
+        Args:
+            settings: Thresholds; ByteTrackSettings() when None.
+            motion: The association's motion model; a constant-velocity Kalman filter when None.
+            forecaster: Predicts each track's box ``forecast_frames`` ahead from its recent boxes
+                (damped acceleration by default, see ``benchmarks/forecast_eval.py``); None
+                extrapolates the Kalman state at constant velocity.
+        """
         self.settings = settings or ByteTrackSettings()
         self._motion = motion or KalmanBoxFilter()
+        self._forecaster = forecaster
         self._frame = 0
         self._next_id = 1
         self._mean: npt.NDArray[np.float64] = np.zeros((0, 8))
@@ -110,6 +132,9 @@ class ByteTracker:
         self._first_frame: npt.NDArray[np.int64] = np.zeros(0, np.int64)
         self._last_frame: npt.NDArray[np.int64] = np.zeros(0, np.int64)
         self._embeddings: npt.NDArray[np.float32] | None = None  # (N, D), zero rows when unknown
+        # Each track's state box (cx, cy, w, h) per frame, newest last; the first rows may be unused.
+        self._history: npt.NDArray[np.float64] = np.zeros((0, self.settings.history_frames, 4))
+        self._history_len: npt.NDArray[np.int64] = np.zeros(0, np.int64)
 
     @property
     def active_tracks(self) -> int:
@@ -169,6 +194,7 @@ class ByteTracker:
         track_for_det[matched_dets] = new_row[track_for_det[matched_dets]]
         self._keep(keep)
         track_for_det[starts] = self._start(starts, detections)
+        self._record_history()
         return self._annotate(detections, track_for_det)
 
     def compensate(self, affine: npt.NDArray[np.floating]) -> None:
@@ -309,6 +335,7 @@ class ByteTracker:
         self._first_frame, self._last_frame = self._first_frame[keep], self._last_frame[keep]
         if self._embeddings is not None:
             self._embeddings = self._embeddings[keep]
+        self._history, self._history_len = self._history[keep], self._history_len[keep]
 
     def _start(self, dets: IndexArray, detections: Detections) -> IndexArray:
         """Start a track per detection; return their rows. On the first frame they are confirmed."""
@@ -327,6 +354,8 @@ class ByteTracker:
         self._class_ids = np.concatenate([self._class_ids, detections.class_ids[dets]])
         self._first_frame = np.concatenate([self._first_frame, np.full(n, self._frame)])
         self._last_frame = np.concatenate([self._last_frame, np.full(n, self._frame)])
+        self._history = np.concatenate([self._history, np.zeros((n, *self._history.shape[1:]))])
+        self._history_len = np.concatenate([self._history_len, np.zeros(n, np.int64)])
         if detections.embeddings is not None or self._embeddings is not None:
             width = (
                 detections.embeddings.shape[1]
@@ -349,6 +378,28 @@ class ByteTracker:
             drop[kept[np.argsort(self._last_frame[kept], kind="stable")[:excess]]] = True
         return drop
 
+    def _record_history(self) -> None:
+        """Append every track's current box (corrected if seen, else predicted) to its history."""
+        self._history[:, :-1] = self._history[:, 1:]
+        xyah = self._mean[:, :4]
+        self._history[:, -1, :2] = xyah[:, :2]
+        self._history[:, -1, 2] = xyah[:, 2] * xyah[:, 3]
+        self._history[:, -1, 3] = xyah[:, 3]
+        np.minimum(self._history_len + 1, self._history.shape[1], out=self._history_len)
+
+    def _forecast(self, rows: IndexArray) -> npt.NDArray[np.float64]:
+        """Return the boxes (xyxy) of ``rows`` ``forecast_frames`` ahead."""
+        k = self.settings.forecast_frames
+        if k == 0:
+            return xyah_to_xyxy(self._mean[rows, :4])
+        if self._forecaster is None:
+            return xyah_to_xyxy(self._mean[rows, :4] + k * self._mean[rows, 4:])
+        cxcywh = self._forecaster.forecast_batch(
+            self._history[rows].astype(np.float32), k, self._history_len[rows]
+        ).astype(np.float64)
+        half = cxcywh[:, 2:] / 2
+        return np.concatenate([cxcywh[:, :2] - half, cxcywh[:, :2] + half], axis=1)
+
     def _annotate(self, detections: Detections, track_for_det: IndexArray) -> Detections:
         valid = track_for_det >= 0
         rows = track_for_det[valid]
@@ -357,7 +408,6 @@ class ByteTracker:
         velocities = np.zeros((len(detections), 2), np.float32)
         velocities[valid] = self._mean[rows, 4:6]
         forecasts = detections.xyxy.copy()
-        k = self.settings.forecast_frames
-        ahead = self._mean[rows, :4] + k * self._mean[rows, 4:]
-        forecasts[valid] = xyah_to_xyxy(ahead)
+        if len(rows):
+            forecasts[valid] = self._forecast(rows)
         return detections.with_tracks(ids, velocities, forecasts)

@@ -6,16 +6,17 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from cvops.detection.types import Detections
 from cvops.errors import InvalidInputError
-from cvops.tracking.base import Tracker
 from cvops.tracking.mot_files import MotRows, write_mot_results
 
 PEDESTRIAN = ("pedestrian",)
+FrameT = TypeVar("FrameT")
 
 
 def mot_detections_by_frame(rows: MotRows, source: Path, num_frames: int) -> list[Detections]:
@@ -58,12 +59,16 @@ class TrackedFrame:
 
 
 def track_frames(
-    frames: Iterable[Detections], tracker: Tracker, clock: Callable[[], float]
+    frames: Iterable[FrameT], update: Callable[[FrameT], Detections], clock: Callable[[], float]
 ) -> Iterator[TrackedFrame]:
-    """Feed frames (in order, numbered from 1) to ``tracker``; yield each result with its update time."""
-    for number, detections in enumerate(frames, start=1):
+    """Feed frames (in order, numbered from 1) to ``update``; yield each result with its update time.
+
+    A frame is whatever ``update`` takes: :class:`Detections` for a :class:`Tracker`'s ``update``,
+    or detections with their image for :class:`~cvops.tracking.image_tracker.ImageTracker`.
+    """
+    for number, frame in enumerate(frames, start=1):
         start = clock()
-        tracked = tracker.update(detections)
+        tracked = update(frame)
         yield TrackedFrame(number, tracked, (clock() - start) * 1e3)
 
 
