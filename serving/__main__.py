@@ -36,6 +36,10 @@ from cvops.serving.limits import RateLimiter
 from cvops.serving.metrics import ServingMetrics
 from cvops.serving.pool import DetectorPool
 from cvops.tracking.bytetrack import ByteTracker
+from cvops.tracking.gallery import CrossCameraGallery
+from cvops.tracking.image_tracker import ImageTracker
+from cvops.tracking.motion_compensation import SparseFlowCompensator
+from cvops.tracking.reid import OnnxEmbedder
 from serving.grpc_gate import GrpcGate
 from serving.predictor import DetectModel
 
@@ -88,6 +92,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--stream-ttl-s", type=float, default=300.0, help="Idle seconds before a stream is dropped."
     )
     parser.add_argument("--max-streams", type=int, default=1024)
+    parser.add_argument(
+        "--reid-model", type=Path,
+        help="Re-id ONNX model (e.g. OSNet): appearance in tracking and cross-stream global ids.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reid-similarity", type=float, default=0.8,
+        help="Cosine similarity at which a track on one stream takes another stream's global id.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cmc", action="store_true", help="Compensate camera motion in each stream's tracker."
+    )
     parser.add_argument(
         "--instances", type=int, default=0,
         help="Model instances behind the endpoint, least-loaded first (0: one per visible GPU, else 1).",
@@ -181,11 +196,17 @@ async def serve(args: argparse.Namespace) -> None:
         # One instance per GPU ordinal; on CPU the instances share the cores.
         return DetectorPool([load_detector(package, replace(chosen, device_id=i)) for i in range(instances)])
 
+    embedder = OnnxEmbedder(args.reid_model, num_threads=args.threads) if args.reid_model else None
+
+    def new_tracker() -> ImageTracker:
+        return ImageTracker(ByteTracker(), embedder, SparseFlowCompensator() if args.cmc else None)
+
     model = DetectModel(
         args.model_name,
         args.model_dir,
         load_detector=load_pool,
-        new_tracker=ByteTracker,
+        new_tracker=new_tracker,
+        gallery=CrossCameraGallery(args.reid_similarity) if embedder is not None else None,
         settings=settings,
         stream_ttl_s=args.stream_ttl_s,
         max_streams=args.max_streams,

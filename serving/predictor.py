@@ -34,7 +34,8 @@ from cvops.serving.batching import BatchingConfig, DynamicBatcher
 from cvops.serving.metrics import ServingMetrics
 from cvops.serving.service import DEFAULT_MAX_PIXELS, DetectionService, Frame
 from cvops.serving.streams import StreamTrackers
-from cvops.tracking.base import Tracker
+from cvops.tracking.base import FrameTracker
+from cvops.tracking.gallery import CrossCameraGallery
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +51,14 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
         name: str,
         package_dir: Path,
         load_detector: Callable[[Path, DetectorSettings], Detector],
-        new_tracker: Callable[[], Tracker],
+        new_tracker: Callable[[], FrameTracker],
         settings: DetectorSettings | None = None,
         stream_ttl_s: float = 300.0,
         max_streams: int = 1024,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         metrics: ServingMetrics | None = None,
         batching: BatchingConfig | None = None,
+        gallery: CrossCameraGallery | None = None,
     ) -> None:
         """Describe the model; nothing is read until :meth:`load`.
 
@@ -71,6 +73,7 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
             max_pixels: Largest image accepted, in pixels.
             metrics: Prometheus metrics to record into.
             batching: How concurrent requests are merged into detector batches.
+            gallery: Cross-camera global ids for the tracks of all streams (trackers must embed).
         """
         super().__init__(name)
         self.package_dir = package_dir
@@ -82,6 +85,7 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
         self.max_pixels = max_pixels
         self.metrics = metrics
         self.batching = batching or BatchingConfig()
+        self.gallery = gallery
         self.service: DetectionService | None = None
         self.batcher: DynamicBatcher[Frame, FrameResult] | None = None
 
@@ -113,11 +117,13 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
             self.metrics.model_reloads.labels(result="loaded").inc()
         return True
 
-    def _open_service(self, streams: StreamTrackers) -> DetectionService:
+    def _open_service(self, streams: StreamTrackers[FrameTracker]) -> DetectionService:
         spec = read_model_package(self.package_dir)
         detector = self._load_detector(self.package_dir, self.settings)
         version = f"{spec.name}-{spec.precision}"
-        return DetectionService(detector, self.name, version, self.settings, streams, self.metrics)
+        return DetectionService(
+            detector, self.name, version, self.settings, streams, self.metrics, self.gallery
+        )
 
     def _infer_now(self, frames: Sequence[Frame]) -> list[FrameResult]:
         assert self.service is not None

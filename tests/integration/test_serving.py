@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from cvops.contracts.wire import FrameResult
+from cvops.detection.ops import box_iou
 from cvops.processes import free_port, wait_until_ready
 from cvops.tracking.bytetrack import ByteTrackSettings
 from tests.conftest import REPO_ROOT, fixture_path
@@ -327,3 +328,40 @@ def _wait_for_metric(server: Server, series: str) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError(f"{series} never reached 1")
+
+
+def test_reid_gives_people_seen_by_two_streams_one_global_id(yolox_package: Path) -> None:
+    """Two overlapping crops of real MOT17 frames act as two cameras; people in the overlap match."""
+    process, served = start_server(
+        yolox_package, "--allow-anonymous", "--reid-model",
+        str(fixture_path("models/osnet_x0_25_msmt17/osnet_x0_25_msmt17.onnx")),
+    )  # fmt: skip
+    try:
+        images = sorted(fixture_path("mot17-mini/train/MOT17-04-FRCNN/img1").glob("*.jpg"))[:4]
+        width = cv2.imread(str(images[0])).shape[1]
+        left_end, right_start = int(width * 0.6), int(width * 0.4)
+        for index, path in enumerate(images):
+            frame = cv2.imread(str(path))
+            crops = {"cam-a": frame[:, :left_end], "cam-b": frame[:, right_start:]}
+            results = {
+                cam: FrameResult.model_validate(
+                    served.v1({"image_b64": base64.b64encode(_jpeg(crop)).decode(), "stream_id": cam,
+                               "frame_index": index, "timestamp": index / 30}).json()["predictions"][0]
+                )
+                for cam, crop in crops.items()
+            }  # fmt: skip
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    a, b = results["cam-a"].detections, results["cam-b"].detections
+    pairs = []
+    for box_a in a:
+        for box_b in b:
+            shifted = np.array(box_b.xyxy) + np.array([right_start, 0, right_start, 0])
+            iou = box_iou(np.array([box_a.xyxy], np.float32), shifted[None].astype(np.float32))[0, 0]
+            if iou > 0.7 and box_a.global_id and box_a.global_id > 0:
+                pairs.append((box_a.global_id, box_b.global_id))
+    assert len(pairs) >= 3, "people in the overlap are tracked on both streams"
+    assert sum(ga == gb for ga, gb in pairs) >= 0.7 * len(pairs)
+    own = [d.global_id for d in a if d.global_id is not None and d.global_id > 0]
+    assert len(own) == len(set(own)), "one global id per person within a frame"

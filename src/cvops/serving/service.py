@@ -21,6 +21,8 @@ from cvops.detection.types import Detections
 from cvops.errors import InvalidInputError
 from cvops.serving.metrics import ServingMetrics
 from cvops.serving.streams import StreamTrackers
+from cvops.tracking.base import FrameTracker
+from cvops.tracking.gallery import CrossCameraGallery
 
 ImageArray = npt.NDArray[np.uint8]
 
@@ -48,8 +50,9 @@ class DetectionService:
         model_name: str,
         model_version: str,
         settings: DetectorSettings,
-        streams: StreamTrackers,
+        streams: StreamTrackers[FrameTracker],
         metrics: ServingMetrics | None = None,
+        gallery: CrossCameraGallery | None = None,
     ) -> None:
         """Wire a loaded detector to the stream registry.
 
@@ -60,6 +63,9 @@ class DetectionService:
             settings: Default thresholds; a request may override them.
             streams: Per-stream trackers.
             metrics: Where to record inference time, batch sizes and detections.
+            gallery: Gives tracks of all streams global ids by appearance, when the trackers embed;
+                streams are the cameras and their frames' ``timestamp`` (else the server's clock)
+                must come from one clock.
         """
         self.detector = detector
         self.model_name = model_name
@@ -67,6 +73,7 @@ class DetectionService:
         self.settings = settings
         self.streams = streams
         self.metrics = metrics
+        self.gallery = gallery
         # Frames of one stream must reach its tracker in order, one at a time.
         self._tracking_lock = threading.Lock()
 
@@ -99,12 +106,31 @@ class DetectionService:
             iou_threshold=self.settings.iou_threshold if frame.iou_threshold is None else frame.iou_threshold,
         )
 
+    def _with_global_ids(self, frame: Frame, stream_id: str, detections: Detections) -> Detections:
+        assert self.gallery is not None
+        global_ids = np.full(len(detections), -1, np.int64)
+        if detections.track_ids is None:
+            return detections.with_global_ids(global_ids)
+        tracked = detections.track_ids > 0
+        if detections.embeddings is not None:
+            embedded = tracked & (np.abs(detections.embeddings).sum(axis=1) > 0)
+            if embedded.any():
+                timestamp_s = time.time() if frame.timestamp is None else frame.timestamp
+                global_ids[embedded] = self.gallery.assign_frame(
+                    stream_id, detections.track_ids[embedded], detections.embeddings[embedded], timestamp_s
+                )
+            tracked &= ~embedded
+        global_ids[tracked] = self.gallery.lookup(stream_id, detections.track_ids[tracked])
+        return detections.with_global_ids(global_ids)
+
     def _result(self, frame: Frame, detections: Detections, detect_ms: float) -> FrameResult:
         track_ms = 0.0
         if frame.stream_id is not None:
             start = time.perf_counter()
             with self._tracking_lock:
-                detections = self.streams.get(frame.stream_id).update(detections)
+                detections = self.streams.get(frame.stream_id).update(detections, frame.image)
+            if self.gallery is not None:
+                detections = self._with_global_ids(frame, frame.stream_id, detections)
             track_ms = (time.perf_counter() - start) * 1e3
         if self.metrics is not None:
             self.metrics.observe_frame(self.model_name, detections)

@@ -6,12 +6,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from cvops.errors import InvalidInputError
-from cvops.tracking.base import Tracker
+
+TrackerT = TypeVar("TrackerT")
 
 
-class StreamTrackers:
+class StreamTrackers(Generic[TrackerT]):
     """Trackers keyed by ``stream_id``.
 
     A stream unseen for ``ttl_s`` seconds loses its tracker (its next frame starts new ids); when
@@ -21,7 +23,7 @@ class StreamTrackers:
 
     def __init__(
         self,
-        new_tracker: Callable[[], Tracker],
+        new_tracker: Callable[[], TrackerT],
         ttl_s: float = 300.0,
         max_streams: int = 1024,
         clock: Callable[[], float] = time.monotonic,
@@ -40,14 +42,14 @@ class StreamTrackers:
         self._ttl_s = ttl_s
         self._max_streams = max_streams
         self._clock = clock
-        self._streams: OrderedDict[str, tuple[Tracker, float]] = OrderedDict()
+        self._streams: OrderedDict[str, tuple[TrackerT, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         """Return the number of live streams."""
         return len(self._streams)
 
-    def get(self, stream_id: str) -> Tracker:
+    def get(self, stream_id: str) -> TrackerT:
         """Return the stream's tracker, creating it if new or expired."""
         now = self._clock()
         with self._lock:

@@ -410,4 +410,10 @@ class ByteTracker:
         forecasts = detections.xyxy.copy()
         if len(rows):
             forecasts[valid] = self._forecast(rows)
-        return detections.with_tracks(ids, velocities, forecasts)
+        tracked = detections.with_tracks(ids, velocities, forecasts)
+        if self._embeddings is None:
+            return tracked
+        # Each tracked box carries its track's running embedding (zeros where none is known).
+        embeddings = np.zeros((len(detections), self._embeddings.shape[1]), np.float32)
+        embeddings[valid] = self._embeddings[rows]
+        return tracked.with_embeddings(embeddings)

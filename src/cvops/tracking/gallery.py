@@ -103,6 +103,12 @@ class CrossCameraGallery:
         vectors = np.asarray(embedding, np.float32).reshape(1, -1)
         return int(self.assign_frame(camera_id, [track_id], vectors, timestamp_s)[0])
 
+    def lookup(self, camera_id: str, track_ids: Sequence[int] | IntArray) -> IntArray:
+        """Return the global ids already given to tracks of ``camera_id``, -1 where none was."""
+        with self._lock:
+            found = [self._entries.get((camera_id, int(t))) for t in track_ids]
+        return np.array([-1 if e is None else e.global_id for e in found], np.int64)
+
     def assign_frame(
         self,
         camera_id: str,
