@@ -47,6 +47,9 @@ unit: setup
 
 bench: setup
 	$(PY) benchmarks/detector_latency.py --out benchmarks/results/detector_latency.json
+	$(PY) benchmarks/tracker_comparison.py --out benchmarks/results/tracker_comparison.json
+	$(PY) benchmarks/forecast_eval.py --out benchmarks/results/forecast_eval.json
+	$(PY) benchmarks/cross_camera_reid.py --out benchmarks/results/cross_camera_reid.json
 
 # Square 640 input, then 640x288: the same model exported for this camera's aspect ratio.
 bench-serving: setup
