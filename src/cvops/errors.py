@@ -38,3 +38,11 @@ class ExportError(CvopsError, RuntimeError):
 
 class InvalidInputError(CvopsError, ValueError):
     """An argument given by a caller is out of its allowed range or of the wrong form."""
+
+
+class SourceOpenError(CvopsError, OSError):
+    """A video source (file, stream, camera, folder) cannot be opened."""
+
+
+class RemoteDetectorError(CvopsError, ConnectionError):
+    """A remote detector (KServe endpoint) failed to answer after its retries."""

@@ -19,6 +19,7 @@ OFFLINE_ENVIRONMENT: dict[str, str] = {
     "DO_NOT_TRACK": "1",
     "HF_HUB_OFFLINE": "1",
     "KMP_WARNINGS": "0",
+    "NO_ALBUMENTATIONS_UPDATE": "1",  # albumentations: no version check against pypi.org at import
 }
 
 

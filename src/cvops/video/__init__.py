@@ -1,0 +1,1 @@
+"""Cameras to detections and tracks: sources, bounded queues, the pipeline, sinks."""
