@@ -11,7 +11,7 @@ export CVOPS_STATE_DIR ?= $(abspath .cache/state)
 PYTEST_MARKERS := $(if $(shell command -v nvidia-smi 2>/dev/null),,-m "not gpu")
 LINT_PATHS := src serving tests benchmarks
 
-.PHONY: setup demo test lint typecheck unit bench bench-serving image-serving clean
+.PHONY: setup system-deps demo test lint typecheck unit bench bench-serving image-serving clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,16 @@ $(STAMP): requirements/lock.txt requirements/nodeps.txt pyproject.toml
 	! grep -v -x -F -e 'No broken requirements found.' -f requirements/known-conflicts.txt $(VENV)/pip-check.txt
 	touch $(STAMP)
 
+# Debian packages the tests need outside the venv: GStreamer's RTSP server, run by the system
+# Python (tests/integration/rtsp_server.py). Installs only when the bindings are missing.
+GST_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-bad gstreamer1.0-libav
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+system-deps:
+	@/usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer','1.0')" 2>/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(GST_PACKAGES); }
+
 demo: setup
 	$(CVOPS) package $(CVOPS_FIXTURES)/models/yolox_nano/yolox_nano.onnx --family yolox --out .cache/models/yolox_nano
 	$(CVOPS) detect $(CVOPS_FIXTURES)/images $(CVOPS_FIXTURES)/coco8/images/val \
@@ -39,7 +49,7 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy --strict src serving
 
-test: lint typecheck
+test: system-deps lint typecheck
 	$(VENV)/bin/pytest $(PYTEST_MARKERS)
 
 unit: setup
