@@ -248,9 +248,9 @@ def _parameters(raw: Any) -> dict[str, Any]:
         if key not in raw:
             continue
         value = raw[key]
-        for field in ("string_param", "int64_param", "double_param"):  # gRPC InferParameter
-            if hasattr(value, "HasField") and value.HasField(field):
-                value = getattr(value, field)
+        if hasattr(value, "ListFields"):  # a gRPC InferParameter: whichever of its fields is set
+            chosen = value.ListFields()
+            value = chosen[0][1] if chosen else None
         try:
             values[key] = kind(value)
         except (TypeError, ValueError) as error:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from cvops.cli.app import main
 from cvops.config import DetectorSettings
 from cvops.contracts.wire import FrameResult
 from cvops.detection.detector import Detector
@@ -152,3 +153,24 @@ def test_stream_cli_stops_cleanly_on_ctrl_c_and_flushes_its_sinks(
     lines = (out / "results.jsonl").read_text().splitlines()
     assert len(lines) == processed, "every processed frame was flushed"
     assert all(FrameResult.model_validate_json(line) for line in lines)
+
+
+def test_stream_cli_with_a_remote_kserve_endpoint(yolox_package: Path, tmp_path: Path) -> None:
+    from tests.integration.test_serving import start_server
+
+    server, served = start_server(yolox_package, "--allow-anonymous")
+    out = tmp_path / "out"
+    try:
+        code = main(
+            ["stream", "--source", str(fixture_path("video/bikes.mp4")), "--endpoint", served.url,
+             "--every-n", "10", "--policy", "block", "--out", str(out)]
+        )  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cameras"][0]["frames_processed"] == 25
+    results = [FrameResult.model_validate_json(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert len(results) == 25
+    assert sum(len(r.detections) for r in results) > 0

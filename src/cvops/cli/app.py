@@ -10,10 +10,10 @@ import os
 import sys
 from pathlib import Path
 
-import click
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.exceptions import Abort, Exit, TyperException
 
 from cvops import __version__
 from cvops.errors import CvopsError
@@ -51,7 +51,7 @@ def version() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; CvopsError becomes one line on stderr."""
-    from cvops.cli import detect, eval_mot, export, serve, track  # noqa: F401  (registers the commands)
+    from cvops.cli import detect, eval_mot, export, serve, stream, track  # noqa: F401  (registers the commands)
 
     configure_offline(state_dir())
     try:
@@ -60,12 +60,16 @@ def main(argv: list[str] | None = None) -> int:
         # Text, not markup: messages hold brackets such as ``cvops[tensorrt]``.
         stderr.print(Text.assemble(("error:", "red"), f" {error}"), highlight=False, soft_wrap=True)
         return EXIT_CVOPS_ERROR
-    except click.ClickException as error:
-        error.show()
+    except TyperException as error:  # a usage error: unknown command or option, bad value
+        show = getattr(error, "show", None)
+        if callable(show):
+            show()
+        else:
+            stderr.print(Text.assemble(("error:", "red"), f" {error.format_message()}"), highlight=False)
+        return 2
+    except Exit as error:
         return error.exit_code
-    except click.exceptions.Exit as error:
-        return error.exit_code
-    except click.exceptions.Abort:
+    except Abort:
         stderr.print("aborted")
         return 130
     return 0
