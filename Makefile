@@ -60,6 +60,7 @@ bench: setup
 	$(PY) benchmarks/tracker_comparison.py --out benchmarks/results/tracker_comparison.json
 	$(PY) benchmarks/forecast_eval.py --out benchmarks/results/forecast_eval.json
 	$(PY) benchmarks/cross_camera_reid.py --out benchmarks/results/cross_camera_reid.json
+	$(PY) benchmarks/video_pipeline.py --out benchmarks/results/video_pipeline.json
 
 # Square 640 input, then 640x288: the same model exported for this camera's aspect ratio.
 bench-serving: setup

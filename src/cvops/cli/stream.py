@@ -51,14 +51,16 @@ def stream(
         None, "--out", "-o", help="Write results.jsonl, mot/, summary.json here."
     ),
     policy: QueuePolicy = typer.Option(QueuePolicy.DROP_OLDEST, help="What a full camera queue does."),
-    queue_size: int = typer.Option(2, help="Frames each camera's queue holds."),
+    queue_size: int = typer.Option(1, help="Frames each camera's queue holds (live: 1 keeps latency low)."),
     lag_budget_ms: float = typer.Option(
         0.0, help="Skip frames older than this when their turn comes (0: off)."
     ),
     every_n: int = typer.Option(1, help="Process every Nth decoded frame."),
     target_fps: float = typer.Option(0.0, help="Or sample to this rate (0: every frame)."),
     realtime: bool = typer.Option(False, help="Play files at their frame rate, as a live camera would."),
-    max_batch_size: int = typer.Option(4, help="Most frames (one per camera) per detector call."),
+    max_batch_size: int = typer.Option(
+        1, help="Most frames (one per camera) per detector call (raise on a GPU; on a CPU 1 is fastest)."
+    ),
     score_threshold: float = typer.Option(0.25, help="Drop boxes at or below this score."),
     threads: int = typer.Option(0, help="Detector CPU threads (0: runtime default)."),
     track: bool = typer.Option(True, help="Track objects per camera (ByteTrack)."),

@@ -42,7 +42,9 @@ class PipelineSettings:
             ``drop_oldest`` (live: the freshest frame wins) or ``drop_newest``.
         queue_size: Frames each camera's queue holds.
         lag_budget_s: Adaptive mode: a frame older than this when its turn comes is skipped.
-        max_batch_size: Most frames (one per camera) per detector call.
+        max_batch_size: Most frames (one per camera) per detector call. 1 by default: on a CPU a
+            batch costs what its frames cost one by one, and waiting for it adds latency
+            (``benchmarks/video_pipeline.py``); raise it on a GPU.
         stall_timeout_s: Silence after which a live source is reconnected.
         detector: Thresholds for the detector; its defaults when None.
         warmup_hw: Run the detector once on a black frame of this (height, width) before the
@@ -50,9 +52,9 @@ class PipelineSettings:
     """
 
     policy: QueuePolicy = QueuePolicy.DROP_OLDEST
-    queue_size: int = 2
+    queue_size: int = 1
     lag_budget_s: float | None = None
-    max_batch_size: int = 4
+    max_batch_size: int = 1
     stall_timeout_s: float = 5.0
     detector: DetectorSettings | None = None
     warmup_hw: tuple[int, int] | None = (480, 640)
