@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cvops.contracts.detections import DetectionRecord
+from cvops.contracts.detections import DetectionRecord, detection_records
+from cvops.detection.types import Detections
 
 MAX_INSTANCES = 32
 STREAM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
@@ -43,6 +44,36 @@ class FrameResult(_Frozen):
     height: int = Field(ge=1)
     detections: list[DetectionRecord]
     timings_ms: dict[str, float]
+
+
+def frame_result(
+    detections: Detections,
+    image_shape: tuple[int, ...],
+    model: tuple[str, str],
+    stream: tuple[str | None, int | None, float | None],
+    timings_ms: dict[str, float],
+) -> FrameResult:
+    """Build the result of one frame.
+
+    Args:
+        detections: What was found (and tracked) in the frame.
+        image_shape: The frame's array shape, (H, W, ...).
+        model: The model's name and version.
+        stream: The stream id, frame index and timestamp the frame came with (each may be None).
+        timings_ms: Named durations, rounded here to microseconds.
+    """
+    (stream_id, frame_index, timestamp), (height, width) = stream, image_shape[:2]
+    return FrameResult(
+        model_name=model[0],
+        model_version=model[1],
+        stream_id=stream_id,
+        frame_index=frame_index,
+        timestamp=timestamp,
+        width=width,
+        height=height,
+        detections=detection_records(detections),
+        timings_ms={name: round(ms, 3) for name, ms in timings_ms.items()},
+    )
 
 
 class PredictResponse(_Frozen):

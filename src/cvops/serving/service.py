@@ -14,8 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cvops.config import DetectorSettings
-from cvops.contracts.detections import detection_records
-from cvops.contracts.wire import FrameResult
+from cvops.contracts.wire import FrameResult, frame_result
 from cvops.detection.detector import Detector
 from cvops.detection.types import Detections
 from cvops.errors import InvalidInputError
@@ -135,15 +134,10 @@ class DetectionService:
         if self.metrics is not None:
             self.metrics.observe_frame(self.model_name, detections)
             self.metrics.active_streams.labels(self.model_name).set(len(self.streams))
-        height, width = frame.image.shape[:2]
-        return FrameResult(
-            model_name=self.model_name,
-            model_version=self.model_version,
-            stream_id=frame.stream_id,
-            frame_index=frame.frame_index,
-            timestamp=frame.timestamp,
-            width=width,
-            height=height,
-            detections=detection_records(detections),
-            timings_ms={"detect": round(detect_ms, 3), "track": round(track_ms, 3)},
+        return frame_result(
+            detections,
+            frame.image.shape,
+            (self.model_name, self.model_version),
+            (frame.stream_id, frame.frame_index, frame.timestamp),
+            {"detect": detect_ms, "track": track_ms},
         )

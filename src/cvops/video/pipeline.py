@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cvops.config import DetectorSettings
-from cvops.contracts.detections import detection_records
-from cvops.contracts.wire import FrameResult
+from cvops.contracts.wire import FrameResult, frame_result
 from cvops.detection.detector import Detector
 from cvops.detection.types import Detections
 from cvops.errors import CvopsError, InvalidInputError
@@ -251,20 +250,15 @@ class VideoPipeline:
         if camera.tracker is not None:
             detections = camera.tracker.update(detections, frame.image)
         track_ms = (time.perf_counter() - start) * 1e3
-        height, width = frame.image.shape[:2]
-        result = FrameResult(
-            model_name=self.model_name,
-            model_version=self.model_version,
-            stream_id=frame.camera_id,
-            frame_index=frame.index,
-            timestamp=frame.pts_s,
-            width=width,
-            height=height,
-            detections=detection_records(detections),
-            timings_ms={
-                "detect": round(detect_ms, 3),
-                "track": round(track_ms, 3),
-                "capture_to_result": round((time.monotonic() - frame.captured_at_s) * 1e3, 3),
+        result = frame_result(
+            detections,
+            frame.image.shape,
+            (self.model_name, self.model_version),
+            (frame.camera_id, frame.index, frame.pts_s),
+            {
+                "detect": detect_ms,
+                "track": track_ms,
+                "capture_to_result": (time.monotonic() - frame.captured_at_s) * 1e3,
             },
         )
         for sink in self.sinks:
