@@ -10,7 +10,9 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -294,3 +296,39 @@ def test_close_stops_a_reader_waiting_in_backoff(rtsp: RtspServer) -> None:
     finally:
         reader.stop()
         reader.join(5)
+
+
+def test_http_stream_is_read_as_a_live_source(bikes: Path, tmp_path: Path) -> None:
+    """MPEG-TS over HTTP from a server on loopback (as an encoder or camera gateway would serve it)."""
+    import av
+
+    with av.open(str(bikes)) as mp4, av.open(str(tmp_path / "bikes.ts"), "w", format="mpegts") as ts:
+        video = mp4.streams.video[0]
+        stream = ts.add_stream_from_template(video)
+        for packet in mp4.demux(video):
+            if packet.dts is not None:
+                packet.stream = stream
+                ts.mux(packet)
+    port = free_port()
+    command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    server = subprocess.Popen(
+        [*command, "--directory", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent,
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: _accepts(port), 10.0)
+        source = open_source(f"http://127.0.0.1:{port}/bikes.ts", "http-cam")
+        frames = source.frames()
+        received = [next(frames) for _ in range(60)]
+        source.close()
+        assert source.is_live
+        assert [f.index for f in received] == list(range(60))
+        assert received[0].image.shape == (272, 640, 3)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
