@@ -46,3 +46,27 @@ class SourceOpenError(CvopsError, OSError):
 
 class RemoteDetectorError(CvopsError, ConnectionError):
     """A remote detector (KServe endpoint) failed to answer after its retries."""
+
+
+class DatasetError(CvopsError, ValueError):
+    """A dataset file is malformed: bad JSON or YAML, a label out of range, a missing image."""
+
+
+class DatasetFetchError(CvopsError, OSError):
+    """A dataset could not be fetched (HTTP error, unreachable host, unreadable archive)."""
+
+
+class DatasetNotFoundError(DatasetFetchError, FileNotFoundError):
+    """A dataset does not exist where it was looked for (missing path, HTTP 404, missing key)."""
+
+
+class RegistryError(CvopsError, RuntimeError):
+    """The model registry refused an operation: unknown model or version, nothing to roll back to."""
+
+
+class RegistryUnavailableError(CvopsError, ConnectionError):
+    """The model registry (an MLflow tracking server) did not answer after bounded retries."""
+
+
+class RegistryNotFoundError(RegistryError, LookupError):
+    """A registered model, version or alias does not exist in the model registry."""

@@ -51,7 +51,7 @@ def version() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; CvopsError becomes one line on stderr."""
-    from cvops.cli import detect, eval_mot, export, serve, stream, track  # noqa: F401  (registers the commands)
+    from cvops.cli import dataset, detect, eval_mot, export, serve, stream, track  # noqa: F401  (registers the commands)
 
     configure_offline(state_dir())
     try:
