@@ -151,3 +151,13 @@ def test_export_rectangular_input_for_a_fixed_camera_aspect(tmp_path: Path) -> N
     bad = _run("export", "yolov8n.yaml", "--imgsz", "96", "--height", "50", "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2
     assert "height: expected a positive multiple of 32, got 50" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [(["no-such-command"], 2), (["track", "--no-such-option"], 2), (["version"], 0)],
+)
+def test_usage_errors_and_exit_codes_pass_through_the_process(argv: list[str], code: int) -> None:
+    result = _run(*argv)
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr

@@ -51,11 +51,12 @@ def version() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; CvopsError becomes one line on stderr."""
-    from cvops.cli import dataset, detect, eval_mot, export, serve, stream, track  # noqa: F401  (registers the commands)
+    from cvops.cli import dataset, detect, eval_mot, evaluate, export, serve, stream, track  # noqa: F401  (registers the commands)
 
     configure_offline(state_dir())
     try:
-        app(args=argv, prog_name="cvops", standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of ``typer.Exit(code)``.
+        code = app(args=argv, prog_name="cvops", standalone_mode=False)
     except CvopsError as error:
         # Text, not markup: messages hold brackets such as ``cvops[tensorrt]``.
         stderr.print(Text.assemble(("error:", "red"), f" {error}"), highlight=False, soft_wrap=True)
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except Abort:
         stderr.print("aborted")
         return 130
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:

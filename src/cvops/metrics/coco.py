@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from cvops.detection.types import Detections
 from cvops.errors import InvalidInputError
@@ -73,16 +76,72 @@ def evaluate_coco(ground_truth: Path, results: list[dict[str, Any]]) -> CocoStat
     Raises:
         InvalidInputError: When there are no result rows (COCOeval cannot score nothing).
     """
+    if not results:
+        raise InvalidInputError("results: expected at least one detection to score, got none")
+    return run_coco_eval(ground_truth, results).stats
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CocoEvaluation:
+    """What COCOeval (bbox) computed: its twelve statistics and its accumulated precision.
+
+    Attributes:
+        stats: The twelve ``COCOeval.stats``.
+        category_ids: Category id of each index of the precision's class axis (sorted, as COCOeval).
+        iou_thresholds: IoU thresholds, shape (T,) = (10,): 0.50, 0.55, ..., 0.95.
+        recall_thresholds: Recall points, shape (R,) = (101,): 0.00, 0.01, ..., 1.00.
+        precision: Interpolated precision, shape (T, R, K), for area "all" and at most 100
+            detections per image; -1 for a category without ground truth.
+    """
+
+    stats: CocoStats
+    category_ids: tuple[int, ...]
+    iou_thresholds: npt.NDArray[np.float64]
+    recall_thresholds: npt.NDArray[np.float64]
+    precision: npt.NDArray[np.float64]
+
+
+def run_coco_eval(
+    ground_truth: Path | Mapping[str, Any], results: Sequence[Mapping[str, Any]]
+) -> CocoEvaluation:
+    """Run pycocotools' COCOeval (bbox) and keep its statistics and precision array.
+
+    Args:
+        ground_truth: A COCO ground-truth file, or its parsed content (not modified).
+        results: COCO result rows (``image_id``, ``category_id``, ``bbox`` x, y, w, h pixels,
+            ``score``); not modified. None at all scores 0 for every category with ground truth.
+    """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    if not results:
-        raise InvalidInputError("results: expected at least one detection to score, got none")
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
-        coco_gt = COCO(str(ground_truth))
-        coco_dt = coco_gt.loadRes(json.loads(json.dumps(results)))
+        if isinstance(ground_truth, Path):
+            coco_gt = COCO(str(ground_truth))
+        else:
+            coco_gt = COCO()
+            coco_gt.dataset = json.loads(json.dumps(ground_truth))
+            coco_gt.createIndex()
+        if results:
+            # loadRes adds fields to the rows it is given; hand it a copy.
+            coco_dt = coco_gt.loadRes(json.loads(json.dumps(list(results))))
+        else:  # loadRes cannot take an empty list; an empty result set scores 0
+            coco_dt = COCO()
+            coco_dt.dataset = {
+                "images": list(coco_gt.dataset["images"]),
+                "categories": list(coco_gt.dataset.get("categories", [])),
+                "annotations": [],
+            }
+            coco_dt.createIndex()
         evaluator = COCOeval(coco_gt, coco_dt, "bbox")
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    return CocoStats(tuple(float(v) for v in evaluator.stats))
+    params = evaluator.params
+    all_areas = list(params.areaRngLbl).index("all")
+    return CocoEvaluation(
+        stats=CocoStats(tuple(float(v) for v in evaluator.stats)),
+        category_ids=tuple(int(c) for c in params.catIds),
+        iou_thresholds=np.asarray(params.iouThrs, np.float64),
+        recall_thresholds=np.asarray(params.recThrs, np.float64),
+        precision=np.asarray(evaluator.eval["precision"][:, :, :, all_areas, -1], np.float64),
+    )
