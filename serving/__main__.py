@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import replace
 from pathlib import Path
@@ -30,10 +31,11 @@ from cvops.detection.loader import load_detector
 from cvops.errors import InvalidInputError
 from cvops.serving.auth import ApiKeyStore, Authenticator, JwtVerifier
 from cvops.serving.batching import BatchingConfig
+from cvops.serving.breaker import CircuitBreaker
 from cvops.serving.gateway import Gateway, GatewayConfig
 from cvops.serving.gpu import gpu_count
 from cvops.serving.limits import RateLimiter
-from cvops.serving.metrics import ServingMetrics
+from cvops.serving.metrics import BREAKER_STATE, ServingMetrics
 from cvops.serving.pool import DetectorPool
 from cvops.tracking.bytetrack import ByteTracker
 from cvops.tracking.gallery import CrossCameraGallery
@@ -77,7 +79,14 @@ class _BoundGRPCServer(GRPCServer):  # type: ignore[misc]
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
     parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__)
-    parser.add_argument("--model-dir", type=Path, required=True, help="Model package folder.")
+    parser.add_argument(
+        "--model-dir", required=True,
+        help="Model package folder, or a registry URI (models:/NAME@ALIAS, models:/NAME/VERSION) that is "
+        "resolved at start and on every reload (SIGHUP), so a promotion is picked up.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tracking-uri", help="MLflow tracking URI for models:/ (default: the embedded sqlite registry)."
+    )
     parser.add_argument("--model-name", default="detector", help="Name in /v1/models/NAME.")
     parser.add_argument("--host", default="127.0.0.1", help="Interface to bind (default: loopback only).")
     parser.add_argument("--http-port", type=int, default=8080)
@@ -184,6 +193,20 @@ def build_authenticator(args: argparse.Namespace) -> Authenticator | None:
     return Authenticator(keys, verifier)
 
 
+def registry_resolver(model_dir: str, tracking_uri: str | None) -> Callable[[], Path] | None:
+    """Return how to fetch a ``models:/`` package (behind a circuit breaker), or None for a folder."""
+    if not model_dir.startswith("models:/"):
+        return None
+    from cvops.registry.mlflow_registry import ModelRegistry
+
+    breaker = CircuitBreaker(
+        "model-registry", failure_threshold=3, reset_timeout_s=30.0,
+        on_state=lambda name, state: BREAKER_STATE.labels(name).set(int(state)),
+    )  # fmt: skip
+    registry = ModelRegistry(tracking_uri, breaker=breaker)
+    return lambda: registry.resolve(model_dir)
+
+
 async def serve(args: argparse.Namespace) -> None:
     """Load the model, then run the REST (and gRPC) servers until stopped."""
     settings = DetectorSettings(args.score_threshold, args.iou_threshold, num_threads=args.threads)
@@ -203,10 +226,11 @@ async def serve(args: argparse.Namespace) -> None:
 
     model = DetectModel(
         args.model_name,
-        args.model_dir,
+        Path(args.model_dir),
         load_detector=load_pool,
         new_tracker=new_tracker,
         gallery=CrossCameraGallery(args.reid_similarity) if embedder is not None else None,
+        resolve_package=registry_resolver(args.model_dir, args.tracking_uri),
         settings=settings,
         stream_ttl_s=args.stream_ttl_s,
         max_streams=args.max_streams,

@@ -59,6 +59,7 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
         metrics: ServingMetrics | None = None,
         batching: BatchingConfig | None = None,
         gallery: CrossCameraGallery | None = None,
+        resolve_package: Callable[[], Path] | None = None,
     ) -> None:
         """Describe the model; nothing is read until :meth:`load`.
 
@@ -74,9 +75,13 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
             metrics: Prometheus metrics to record into.
             batching: How concurrent requests are merged into detector batches.
             gallery: Cross-camera global ids for the tracks of all streams (trackers must embed).
+            resolve_package: Returns the package folder to open, called on every load and reload
+                (e.g. a registry alias ``models:/detector@champion`` fetched behind a circuit
+                breaker); ``package_dir`` as it is when None.
         """
         super().__init__(name)
         self.package_dir = package_dir
+        self._resolve_package = resolve_package or (lambda: self.package_dir)
         self._load_detector = load_detector
         self._new_tracker = new_tracker
         self.settings = settings or DetectorSettings()
@@ -118,8 +123,9 @@ class DetectModel(kserve.Model):  # type: ignore[misc]
         return True
 
     def _open_service(self, streams: StreamTrackers[FrameTracker]) -> DetectionService:
-        spec = read_model_package(self.package_dir)
-        detector = self._load_detector(self.package_dir, self.settings)
+        package = self._resolve_package()
+        spec = read_model_package(package)
+        detector = self._load_detector(package, self.settings)
         version = f"{spec.name}-{spec.precision}"
         return DetectionService(
             detector, self.name, version, self.settings, streams, self.metrics, self.gallery

@@ -31,14 +31,14 @@ import uvicorn
 import yaml
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import REGISTRY, Counter, Histogram, generate_latest
 
 from cvops.contracts.wire import FrameResult
 from cvops.errors import CvopsError, InvalidInputError
 from cvops.processes import die_with_parent, free_port, wait_until_ready
 from cvops.serving.breaker import BreakerOpenError, CircuitBreaker
 from cvops.serving.gateway import Gateway
-from cvops.serving.metrics import ServingMetrics
+from cvops.serving.metrics import BREAKER_STATE, ServingMetrics
 from cvops.serving.routing import RouterConfig, Variant, choose_variant, compare_frames
 from serving.__main__ import add_security_arguments, gateway_options
 
@@ -50,7 +50,6 @@ MODEL_NAME = "detector"  # both variants serve under this name, so clients never
 REQUESTS = Counter("cvops_router_requests", "Routed requests.", ["variant", "code"])
 LATENCY = Histogram("cvops_router_request_seconds", "Routed request latency.", ["variant"])
 FALLBACKS = Counter("cvops_router_fallbacks", "Challenger requests answered by the champion.", ["reason"])
-BREAKER_STATE = Gauge("cvops_breaker_state", "0 closed, 1 half-open, 2 open.", ["dependency"])
 SHADOW_IOU = Histogram("cvops_shadow_mean_iou", "Mean matched-box IoU, challenger vs champion.")
 SHADOW_CLASS = Histogram("cvops_shadow_class_agreement", "Share of matched boxes with the same class.")
 SHADOW_SHIFT = Histogram(

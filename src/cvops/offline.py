@@ -23,6 +23,11 @@ OFFLINE_ENVIRONMENT: dict[str, str] = {
 }
 
 
+def default_state_dir() -> Path:
+    """Return the folder for library state (``CVOPS_STATE_DIR``, else ``~/.cache/cvops``)."""
+    return Path(os.environ.get("CVOPS_STATE_DIR", str(Path.home() / ".cache" / "cvops")))
+
+
 def configure_offline(state_dir: Path) -> None:
     """Point library state at ``state_dir`` and set the offline switches of every library.
 

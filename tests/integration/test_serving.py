@@ -365,3 +365,34 @@ def test_reid_gives_people_seen_by_two_streams_one_global_id(yolox_package: Path
     assert sum(ga == gb for ga, gb in pairs) >= 0.7 * len(pairs)
     own = [d.global_id for d in a if d.global_id is not None and d.global_id > 0]
     assert len(own) == len(set(own)), "one global id per person within a frame"
+
+
+def test_serves_a_registry_alias_and_follows_a_promotion_on_reload(
+    yolox_package: Path, tmp_path: Path
+) -> None:
+    """``--model-dir models:/NAME@champion`` against the embedded MLflow registry (sqlite)."""
+    import signal
+
+    from cvops.registry.mlflow_registry import ModelRegistry
+
+    registry = ModelRegistry(state_dir=tmp_path / "state")
+    first = registry.register(yolox_package, "det")
+    registry.promote("det", first.version, who="test", why="first champion")
+    process, served = start_server(
+        yolox_package, "--allow-anonymous", "--grpc-port", "0", "--model-dir", "models:/det@champion",
+        env={"CVOPS_STATE_DIR": str(tmp_path / "state")},
+    )  # fmt: skip
+    body = {"image_b64": _b64(fixture_path("images/bus.jpg"))}
+    cache = tmp_path / "state" / "registry-cache" / "det"
+    try:
+        assert served.v1(body).status_code == 200
+        assert (cache / str(first.version) / "model.json").is_file()
+        second = registry.register(yolox_package, "det")
+        registry.promote("det", second.version, who="test", why="better")
+        process.send_signal(signal.SIGHUP)
+        _wait_for_metric(served, 'cvops_model_reloads_total{result="loaded"}')
+        assert (cache / str(second.version) / "model.json").is_file(), "the reload fetched the new champion"
+        assert served.v1(body).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

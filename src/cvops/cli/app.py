@@ -6,7 +6,6 @@ Every :class:`~cvops.errors.CvopsError` ends as one line on stderr and exit code
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from typer.exceptions import Abort, Exit, TyperException
 
 from cvops import __version__
 from cvops.errors import CvopsError
-from cvops.offline import configure_offline
+from cvops.offline import configure_offline, default_state_dir
 
 app = typer.Typer(
     name="cvops",
@@ -33,7 +32,7 @@ EXIT_CVOPS_ERROR = 2
 
 def state_dir() -> Path:
     """Return the folder for library state (``CVOPS_STATE_DIR``, else ``~/.cache/cvops``)."""
-    return Path(os.environ.get("CVOPS_STATE_DIR", str(Path.home() / ".cache" / "cvops")))
+    return default_state_dir()
 
 
 @app.callback()
@@ -51,7 +50,7 @@ def version() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; CvopsError becomes one line on stderr."""
-    from cvops.cli import dataset, detect, eval_mot, evaluate, export, serve, stream, track  # noqa: F401  (registers the commands)
+    from cvops.cli import dataset, detect, eval_mot, evaluate, export, registry, serve, stream, track  # noqa: F401  (registers the commands)
 
     configure_offline(state_dir())
     try:

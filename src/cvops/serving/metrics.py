@@ -10,6 +10,8 @@ from cvops.serving.gpu import GpuCollector, open_nvml
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 COUNT_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 300)
+# One gauge per process for every circuit breaker (model registry, router upstreams).
+BREAKER_STATE = Gauge("cvops_breaker_state", "0 closed, 1 half-open, 2 open.", ["dependency"])
 REJECT_REASONS = ("auth", "forbidden", "rate", "in_flight", "size", "content_type", "invalid")
 
 
