@@ -61,6 +61,7 @@ bench: setup
 	$(PY) benchmarks/forecast_eval.py --out benchmarks/results/forecast_eval.json
 	$(PY) benchmarks/cross_camera_reid.py --out benchmarks/results/cross_camera_reid.json
 	$(PY) benchmarks/video_pipeline.py --out benchmarks/results/video_pipeline.json
+	$(PY) benchmarks/ddp_scaling.py --ultralytics-baseline --out benchmarks/results/ddp_scaling.json
 
 # Square 640 input, then 640x288: the same model exported for this camera's aspect ratio.
 bench-serving: setup

@@ -70,3 +70,7 @@ class RegistryUnavailableError(CvopsError, ConnectionError):
 
 class RegistryNotFoundError(RegistryError, LookupError):
     """A registered model, version or alias does not exist in the model registry."""
+
+
+class TrainingError(CvopsError, RuntimeError):
+    """A training rank failed, or the launcher could not start or finish the run."""

@@ -50,7 +50,7 @@ def version() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; CvopsError becomes one line on stderr."""
-    from cvops.cli import dataset, detect, eval_mot, evaluate, export, registry, serve, stream, track  # noqa: F401  (registers the commands)
+    from cvops.cli import dataset, detect, eval_mot, evaluate, export, registry, serve, stream, track, train  # noqa: F401  (registers the commands)
 
     configure_offline(state_dir())
     try:
