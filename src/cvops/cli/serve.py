@@ -10,14 +10,18 @@ import typer
 
 from cvops.cli.app import app
 from cvops.contracts.model_package import read_model_package
+from cvops.errors import InvalidInputError
 from cvops.processes import die_with_parent
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def serve(
     context: typer.Context,
-    champion: Path = typer.Option(
-        ..., "--champion", "--model", help="Model package to serve (the champion)."
+    champion: str = typer.Option(
+        ...,
+        "--champion",
+        "--model",
+        help="Model package folder to serve (the champion), or a registry URI models:/NAME@ALIAS.",
     ),
     challenger: Path | None = typer.Option(None, help="Challenger package: starts the canary router."),
     canary_percent: int = typer.Option(
@@ -34,11 +38,17 @@ def serve(
     Options not listed here (--api-keys-file, --jwt-algorithm, --allow-anonymous, --rate-per-s,
     --max-batch-size, ...) are passed to the server; see ``python -m serving --help``.
     """
-    read_model_package(champion)  # fail in one line before starting anything
+    is_registry_uri = champion.startswith("models:/")
+    if not is_registry_uri:
+        read_model_package(Path(champion))  # fail in one line before starting anything
     if challenger is None:
         command = [sys.executable, "-m", "serving", "--model-dir", str(champion), "--host", host,
                    "--http-port", str(port), *context.args]  # fmt: skip
     else:
+        if is_registry_uri:
+            raise InvalidInputError(
+                "--challenger: the canary router takes package folders, not models:/ URIs"
+            )
         read_model_package(challenger)
         command = [
             sys.executable, "-m", "serving.router", "--champion", str(champion),
