@@ -370,13 +370,17 @@ def read_yolo(data_yaml: Path, splits: Sequence[str] = YOLO_SPLITS) -> Detection
     return DetectionDataset(names, tuple(items))
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
+def _read_text(path: Path, kind: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError as error:
         raise DatasetNotFoundError(f"{path}: no such file") from error
     except (UnicodeDecodeError, IsADirectoryError) as error:
-        raise DatasetError(f"{path}: not a UTF-8 YAML file") from error
+        raise DatasetError(f"{path}: not a UTF-8 {kind} file") from error
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    text = _read_text(path, "YAML")
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -759,12 +763,7 @@ def load_json(path: Path) -> Any:
         DatasetNotFoundError: When the file does not exist.
         DatasetError: For bad JSON, naming the file, line and column.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as error:
-        raise DatasetNotFoundError(f"{path}: no such file") from error
-    except (UnicodeDecodeError, IsADirectoryError) as error:
-        raise DatasetError(f"{path}: not a UTF-8 JSON file") from error
+    text = _read_text(path, "JSON")
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
