@@ -55,7 +55,9 @@ def _check_declared_size(data: bytes, source: str, max_pixels: int) -> None:
     try:
         with Image.open(io.BytesIO(data)) as header:
             width, height = header.size
-    except (UnidentifiedImageError, OSError) as error:
+    except (UnidentifiedImageError, OSError, ImportError) as error:
+        # ImportError: ultralytics, once imported, patches Image.open to fetch a HEIF plugin for
+        # files Pillow cannot identify, which fails offline with ModuleNotFoundError.
         raise ImageReadError(f"{source}: not a decodable image (JPEG, PNG, BMP, WebP or TIFF)") from error
     except Image.DecompressionBombError as error:
         raise ImageTooLargeError(f"{source}: image exceeds {max_pixels} pixels") from error

@@ -225,6 +225,10 @@ def read_image_size(path: Path, where: str) -> tuple[int, int]:
         raise DatasetError(f"{where}: image {path} does not exist") from error
     except (UnidentifiedImageError, OSError) as error:
         raise DatasetError(f"{where}: {path} is not a readable image ({error})") from error
+    except ImportError as error:
+        # Once ultralytics is imported it patches Image.open to fetch a HEIF plugin for files
+        # Pillow cannot identify; offline that fails with ModuleNotFoundError: still not an image.
+        raise DatasetError(f"{where}: {path} is not a readable image") from error
     return int(width), int(height)
 
 
