@@ -156,3 +156,27 @@ def test_gate_int8_against_fp32_on_synthetic_data(
     )
     record_property("gate_int8_vs_fp32", summary)
     print(summary)
+
+
+def test_registration_behind_the_gate_stores_only_accepted_variants(
+    fp32_package: Package, int8_package: Package, synthetic_dataset: SyntheticDataset, tmp_path: Path
+) -> None:
+    from cvops.cli.app import main
+    from cvops.registry.mlflow_registry import ModelRegistry
+
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # A lenient bound (int8 then passes if it is faster), then a zero bound: this INT8 model loses
+    # about a point of mAP50-95 on this data (deterministic), so it must not be registered.
+    for version, (max_drop, expect_int8) in enumerate((("1.0", None), ("0.0", False)), start=1):
+        code = main(
+            ["registry", "register", str(fp32_package[0]), "--name", "gated",
+             "--variant", f"int8={int8_package[0]}", "--gate-data", str(synthetic_dataset.root),
+             "--max-map-drop", max_drop, "--tracking-uri", tracking_uri]
+        )  # fmt: skip
+        assert code == 0
+        record = ModelRegistry(tracking_uri, state_dir=tmp_path).show("gated", version)
+        accepted = record.metrics["gate.int8.accepted"] == 1.0
+        assert ("int8" in record.variants) == accepted, "registered exactly when the gate accepted it"
+        assert "gate.int8.map_drop" in record.metrics, "a rejected variant stays on record with its numbers"
+        if expect_int8 is not None:
+            assert accepted is expect_int8

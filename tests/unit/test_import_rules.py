@@ -36,6 +36,7 @@ CORE_MODULES = [
     "cvops.training.engine",
     "cvops.contracts.wire",
     "cvops.tracking.iou_tracker",
+    "cvops.evaluation.release",
     "cvops.training.ddp",
     "cvops.training.ddp_worker",
     "cvops.cli.train",

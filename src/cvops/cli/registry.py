@@ -15,6 +15,8 @@ from rich.table import Table
 
 from cvops.cli.app import app, state_dir
 from cvops.errors import InvalidInputError
+from cvops.evaluation.gate import DEFAULT_MAX_MAP_DROP
+from cvops.evaluation.release import gate_export_variants
 from cvops.registry.events import AliasEvent
 from cvops.registry.mlflow_registry import CHAMPION, ModelRegistry
 from cvops.registry.records import Lineage, RegisteredVersion
@@ -111,6 +113,13 @@ def register_command(
     ),
     metric: list[str] = typer.Option([], "--metric", help="Evaluation result KEY=VALUE; repeat."),
     variant: list[str] = typer.Option([], "--variant", help="Export variant NAME=PACKAGE_DIR; repeat."),
+    gate_data: Path | None = typer.Option(
+        None,
+        "--gate-data",
+        help="COCO ground truth: score the package and each --variant on it; register only the variants "
+        "within --max-map-drop of the package's mAP50-95 and faster (the export gate).",
+    ),
+    max_map_drop: float = typer.Option(DEFAULT_MAX_MAP_DROP, help="With --gate-data: largest mAP50-95 drop."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_URI_HELP),
 ) -> None:
     """Register a model package (and its export variants) as a new version, with lineage."""
@@ -123,7 +132,14 @@ def register_command(
         pipeline_run_id=pipeline_run,
     )
     variants = {key: Path(value) for key, value in _key_values(variant, "--variant").items()}
-    record = _registry(tracking_uri).register(package, name, lineage, _metrics(metric), variants)
+    metrics = _metrics(metric)
+    if gate_data is not None:
+        gated = gate_export_variants(package, variants, gate_data, max_map_drop)
+        for variant_name, verdict in zip(variants, gated.decision.variants, strict=True):
+            status = "accepted" if verdict.is_accepted else "REJECTED (not registered)"
+            typer.echo(f"{variant_name}: {status}: " + "; ".join(verdict.reasons))
+        variants, metrics = gated.accepted, metrics | gated.metrics
+    record = _registry(tracking_uri).register(package, name, lineage, metrics, variants)
     typer.echo(f"registered {record.uri} (run {record.run_id})")
 
 
