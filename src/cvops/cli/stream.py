@@ -8,6 +8,7 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
+from typing import cast
 
 import typer
 from rich.console import Console, Group
@@ -28,7 +29,7 @@ from cvops.video.frames import FrameSource
 from cvops.video.metrics import VideoMetrics
 from cvops.video.pipeline import PipelineSettings, PipelineSummary, VideoPipeline
 from cvops.video.queues import QueuePolicy
-from cvops.video.remote import RemoteDetector
+from cvops.video.remote import RemoteDetector, WireProtocol
 from cvops.video.sinks import AnnotatedVideoSink, CropSink, JsonlSink, MotSink, Sink
 from cvops.video.sources import open_source
 
@@ -120,11 +121,12 @@ def _detector(
 ) -> tuple[Detector, str, str]:
     if model is not None:
         spec = read_model_package(model)
-        return load_detector(model, DetectorSettings(num_threads=threads)), spec.name, spec.precision
+        # The same version string the server reports for a package.
+        version = f"{spec.name}-{spec.precision}"
+        return load_detector(model, DetectorSettings(num_threads=threads)), spec.name, version
     assert endpoint is not None
-    if protocol not in ("http", "grpc"):
-        raise InvalidInputError(f"--protocol: expected 'http' or 'grpc', got {protocol!r}")
-    return RemoteDetector(endpoint, model_name, protocol=protocol), model_name, endpoint  # type: ignore[arg-type]
+    # RemoteDetector refuses any other protocol with a one-line error.
+    return RemoteDetector(endpoint, model_name, protocol=cast(WireProtocol, protocol)), model_name, endpoint
 
 
 def _sinks(out: Path | None, annotate: bool, crops_every: int) -> list[Sink]:
