@@ -35,6 +35,7 @@ from rich.table import Table
 from serving_latency import build_int8_package
 
 from cvops.config import DetectorSettings
+from cvops.contracts.wire import FrameResult
 from cvops.detection.loader import load_detector
 from cvops.offline import configure_offline
 from cvops.tracking.bytetrack import ByteTracker
@@ -66,6 +67,8 @@ class MemorySampler:
 
     def __init__(self) -> None:
         self.samples: list[tuple[float, float]] = []
+        # Results per second between each camera's first and last result (set by run_scenario).
+        self.streaming_fps: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._start = time.monotonic()
@@ -100,14 +103,25 @@ def run_scenario(
         open_source(uri, camera_id=f"cam{i}", realtime=realtime, loop=loop) for i, uri in enumerate(uris)
     ]
     pipeline = VideoPipeline(sources, detector, [], settings, lambda: ImageTracker(ByteTracker()))
+    results: dict[str, list[float]] = {}  # camera -> [first result time, last result time, count]
+
+    def on_result(result: FrameResult) -> None:
+        now = time.monotonic()
+        seen = results.setdefault(str(result.stream_id), [now, now, 0.0])
+        seen[1], seen[2] = now, seen[2] + 1
+
     stop = threading.Event()
     timer = threading.Timer(duration_s, stop.set) if duration_s > 0 else None
     with MemorySampler() as memory:
         if timer is not None:
             timer.start()
-        summary = pipeline.run(stop)
+        summary = pipeline.run(stop, on_result)
         if timer is not None:
             timer.cancel()
+    memory.streaming_fps = {
+        camera: round((count - 1) / (last - first), 2) if last > first else 0.0
+        for camera, (first, last, count) in results.items()
+    }
     return summary, memory
 
 
@@ -122,6 +136,7 @@ def describe(summary: PipelineSummary, memory: MemorySampler, warmup_s: float = 
         "frames_read": sum(c.frames_read for c in summary.cameras),
         "frames_processed": summary.frames_processed,
         "processed_fps": round(summary.frames_processed / summary.wall_s, 2),
+        "streaming_fps_per_camera": memory.streaming_fps,
         "drops_not_sampling": overload_drops,
         "latency_ms_p99_worst_camera": round(max(p99), 2) if p99 else None,
         "rss_mb_start_end": [memory.samples[0][1], memory.samples[-1][1]] if memory.samples else None,
@@ -170,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     single, overload, offline = results["single_live"], results["four_live_overload"], results["four_block"]
     met = {
-        "single_live_fps": single["cameras"][0]["processed_fps"] >= GOALS["single_live_fps_min"] * 0.98,
+        # Between the first and the last result: the run's wall time also holds opening the file.
+        "single_live_fps": single["streaming_fps_per_camera"]["cam0"] >= GOALS["single_live_fps_min"] * 0.98,
         "single_live_no_drops": single["drops_not_sampling"] <= GOALS["single_live_drops_max"],
         "four_live_p99": (overload["latency_ms_p99_worst_camera"] or 1e9) < GOALS["four_live_p99_ms_max"],
         "four_live_memory": (overload["rss_growth_mb_after_warmup"] or 0)
