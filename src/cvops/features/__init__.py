@@ -1,0 +1,1 @@
+"""Per-frame features: image statistics and detection summaries, for Feast, selection and drift."""
