@@ -26,15 +26,17 @@ $(STAMP): requirements/lock.txt requirements/nodeps.txt pyproject.toml
 	! grep -v -x -F -e 'No broken requirements found.' -f requirements/known-conflicts.txt $(VENV)/pip-check.txt
 	touch $(STAMP)
 
-# Debian packages the tests need outside the venv: GStreamer's RTSP server, run by the system
-# Python (tests/integration/rtsp_server.py). Installs only when the bindings are missing.
-GST_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-	gstreamer1.0-plugins-bad gstreamer1.0-libav
+# Debian packages the tests need outside the venv: GStreamer's RTSP server (run by the system
+# Python, tests/integration/rtsp_server.py), Prometheus with promtool, Redis (Feast's online store)
+# and headless Chromium with its driver (report rendering). Installs only what is missing.
+SYSTEM_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-bad gstreamer1.0-libav prometheus redis-server chromium chromium-driver
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 system-deps:
-	@/usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer','1.0')" 2>/dev/null || { \
+	@/usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer','1.0')" 2>/dev/null \
+		&& command -v promtool redis-server chromium chromedriver >/dev/null || { \
 		$(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(GST_PACKAGES); }
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES); }
 
 demo: setup
 	$(CVOPS) package $(CVOPS_FIXTURES)/models/yolox_nano/yolox_nano.onnx --family yolox --out .cache/models/yolox_nano

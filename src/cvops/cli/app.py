@@ -5,7 +5,9 @@ Every :class:`~cvops.errors.CvopsError` ends as one line on stderr and exit code
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 import sys
 from pathlib import Path
 
@@ -48,10 +50,20 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def register_commands() -> None:
+    """Import every module of ``cvops.cli``: each registers its commands on :data:`app` on import.
+
+    Command modules import their heavy dependencies inside the command bodies, so this is cheap.
+    """
+    import cvops.cli
+
+    for module in pkgutil.iter_modules(cvops.cli.__path__):
+        importlib.import_module(f"cvops.cli.{module.name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; CvopsError becomes one line on stderr."""
-    from cvops.cli import dataset, detect, eval_mot, evaluate, export, registry, serve, stream, track, train  # noqa: F401  (registers the commands)
-
+    register_commands()
     configure_offline(state_dir())
     try:
         # Without standalone mode click returns (not raises) the code of ``typer.Exit(code)``.
