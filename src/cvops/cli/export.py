@@ -22,6 +22,7 @@ class ExportFormat(StrEnum):
     int8 = "int8"
     fp16 = "fp16"
     engine = "engine"
+    all = "all"
 
 
 @app.command()
@@ -38,10 +39,18 @@ def export(
     calibration: Path | None = typer.Option(None, help="Folder of calibration images (int8)."),
     calibration_images: int = typer.Option(64, help="At most this many calibration images (int8)."),
 ) -> None:
-    """Export a checkpoint to an ONNX (FP32, INT8, FP16) or TensorRT model package."""
+    """Export a checkpoint to an ONNX (FP32, INT8, FP16) or TensorRT model package.
+
+    ``--format all`` writes OUT/fp32 (with the checkpoint, for fine-tuning from the registry),
+    OUT/int8 (with --calibration), OUT/fp16 and OUT/trt (where TensorRT and a GPU exist): the
+    inputs of ``cvops registry register OUT/fp32 --variant ... --gate-data``.
+    """
     from cvops.training.export import convert_fp16, export_onnx
 
     console = Console(stderr=True)
+    if export_format is ExportFormat.all:
+        _export_all(checkpoint, out, imgsz, height, calibration, calibration_images, console)
+        return
     if export_format is ExportFormat.int8 and calibration is None:
         raise InvalidInputError("--calibration: int8 needs a folder of calibration images")
     if export_format is ExportFormat.engine:
@@ -68,6 +77,36 @@ def export(
                     spec = build_engine(fp32_dir, out)
     size = f"{spec.input_width}x{spec.input_height}"
     console.print(f"wrote {out}: {spec.family} {spec.precision} {spec.format}, input {size}")
+
+
+def _export_all(
+    checkpoint: str,
+    out: Path,
+    imgsz: int,
+    height: int | None,
+    calibration: Path | None,
+    calibration_images: int,
+    console: Console,
+) -> None:
+    from cvops.training.variants import export_variants
+
+    with console.status(f"exporting {checkpoint}") as status:
+        exported = export_variants(
+            checkpoint,
+            out,
+            imgsz,
+            height,
+            calibration,
+            calibration_images,
+            on_step=lambda name: status.update(f"exporting {checkpoint}: {name}"),
+        )
+    console.print(f"wrote {exported.reference} (reference)")
+    for path in exported.variants.values():
+        console.print(f"wrote {path}")
+    for name, reason in exported.skipped.items():
+        console.print(f"skipped {name}: {reason}")
+    flags = " ".join(f"--variant {name}={path}" for name, path in exported.variants.items())
+    console.print(f"next: cvops registry register {exported.reference} --name NAME {flags} --gate-data DATA")
 
 
 @app.command()

@@ -43,7 +43,10 @@ def train(
         ..., "--data", "-d", help="Dataset: an Ultralytics data.yaml, or a folder with one."
     ),
     model: str = typer.Option(
-        ..., "--model", "-m", help="Checkpoint (.pt) to fine-tune, or a config (yolov8n.yaml)."
+        ...,
+        "--model",
+        "-m",
+        help="Checkpoint (.pt) or registered model (models:/NAME@ALIAS) to fine-tune, or a config (.yaml).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: weights/, logs/, summary.json."),
     nproc: int = typer.Option(_DEFAULTS.nproc, min=1, help="Ranks (processes); on GPU one per device."),
@@ -60,7 +63,7 @@ def train(
         _DEFAULTS.seed, min=0, help="Seed of the initial weights, shuffling and augmentation."
     ),
     tracking_uri: str | None = typer.Option(
-        None, help="MLflow tracking URI for per-epoch metrics (off when unset)."
+        None, help="MLflow tracking URI for per-epoch metrics (off when unset) and models:/ URIs."
     ),
     experiment: str = typer.Option(_DEFAULTS.experiment, help="MLflow experiment name."),
     threads_per_rank: int = typer.Option(_DEFAULTS.threads_per_rank, min=1, help="CPU threads of each rank."),
@@ -78,7 +81,7 @@ def train(
     """
     config = DdpTrainConfig(
         data_yaml=resolve_data_yaml(data),
-        model=check_model_source(model),
+        model=check_model_source(model, tracking_uri),
         out_dir=out.resolve(),
         epochs=epochs,
         imgsz=imgsz,

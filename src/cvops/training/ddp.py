@@ -174,12 +174,21 @@ def resolve_data_yaml(path: Path) -> Path:
     return path.resolve()
 
 
-def check_model_source(model: str) -> str:
+def check_model_source(model: str, tracking_uri: str | None = None) -> str:
     """Return ``model`` as the ranks should load it: a checkpoint made absolute, or a config name.
 
+    A registered model (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``) resolves through the
+    MLflow registry at ``tracking_uri`` to the checkpoint its FP32 package carries.
+
     Raises:
-        InvalidInputError: A ``.pt`` that does not exist, or neither ``.pt`` nor ``.yaml``.
+        InvalidInputError: A ``.pt`` that does not exist, or neither ``.pt`` nor ``.yaml``, or a
+            registered package without a checkpoint.
     """
+    if model.startswith("models:/"):
+        from cvops.registry.mlflow_registry import resolve_model_uri
+        from cvops.training.variants import package_checkpoint
+
+        return str(package_checkpoint(resolve_model_uri(model, tracking_uri)).resolve())
     path = Path(model)
     if path.suffix == ".pt":
         if not path.is_file():
