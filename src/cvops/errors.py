@@ -74,3 +74,7 @@ class RegistryNotFoundError(RegistryError, LookupError):
 
 class TrainingError(CvopsError, RuntimeError):
     """A training rank failed, or the launcher could not start or finish the run."""
+
+
+class PipelineError(CvopsError, RuntimeError):
+    """A pipeline could not be compiled, run or submitted (a failed step, an unreachable Kubeflow API)."""

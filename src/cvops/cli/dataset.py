@@ -19,12 +19,11 @@ from cvops.data.formats import (
     write_coco,
     write_yolo,
 )
+from cvops.data.versions import MANIFEST_NAME
 from cvops.errors import InvalidInputError
 
 dataset_app = typer.Typer(help="Pull, version and convert detection datasets.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
-
-MANIFEST_NAME = "manifest.json"
 
 
 class SourceFormat(StrEnum):

@@ -43,6 +43,10 @@ _SHA256 = r"^[0-9a-f]{64}$"
 _CHUNK_BYTES = 1 << 20
 
 
+MANIFEST_NAME = "manifest.json"
+"""File name of a dataset's manifest inside its folder."""
+
+
 class ManifestEntry(BaseModel):
     """One image of a dataset version.
 

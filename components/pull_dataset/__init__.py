@@ -1,0 +1,1 @@
+"""The `pull_dataset` component."""

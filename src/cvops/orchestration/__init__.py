@@ -1,0 +1,1 @@
+"""Running the Kubeflow pipelines of ``pipelines/``: compile, run locally with kfp.local, submit."""
