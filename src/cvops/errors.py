@@ -76,5 +76,29 @@ class TrainingError(CvopsError, RuntimeError):
     """A training rank failed, or the launcher could not start or finish the run."""
 
 
+class AnnotationServerError(CvopsError, RuntimeError):
+    """The annotation server (Label Studio) refused a request, or could not be started or stopped."""
+
+
+class AnnotationUnavailableError(CvopsError, ConnectionError):
+    """The annotation server (Label Studio) did not answer after bounded retries."""
+
+
+class AnnotationTimeoutError(CvopsError, TimeoutError):
+    """Fewer annotations than asked for were completed before the wait ran out."""
+
+
+class RolloutError(CvopsError, RuntimeError):
+    """A canary deployment cannot be started, found, updated or stopped, or the A/B gate cannot act."""
+
+
+class FeatureStoreError(CvopsError, RuntimeError):
+    """The Feast feature store refused an operation: a bad repository, a failed apply or materialize."""
+
+
+class MetricsPushError(CvopsError, ConnectionError):
+    """Metrics could not be pushed to a Prometheus Pushgateway (unreachable, or it refused them)."""
+
+
 class PipelineError(CvopsError, RuntimeError):
     """A pipeline could not be compiled, run or submitted (a failed step, an unreachable Kubeflow API)."""
