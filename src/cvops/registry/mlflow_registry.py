@@ -542,6 +542,25 @@ class ModelRegistry:
         self._move(name, event)
         return event
 
+    def retire(
+        self, name: str, alias: str, who: str, why: str, evidence: Mapping[str, object] | None = None
+    ) -> AliasEvent:
+        """Remove ``alias`` (e.g. a rejected ``challenger``) and record a ``retire`` event.
+
+        Raises:
+            RegistryNotFoundError: When the model or the alias does not exist.
+        """
+        check_alias(alias)
+        model = self._registered_model(name)
+        current = _optional_version(model.aliases.get(alias))
+        if current is None:
+            raise RegistryNotFoundError(f"{name}: no {alias!r} alias to retire")
+        event = self._new_event(
+            events_from_tags(model.tags), alias, "retire", current, None, who, why, evidence
+        )
+        self._move(name, event)
+        return event
+
     def _new_event(
         self,
         events: list[AliasEvent],
