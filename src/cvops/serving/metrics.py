@@ -15,6 +15,31 @@ BREAKER_STATE = Gauge("cvops_breaker_state", "0 closed, 1 half-open, 2 open.", [
 REJECT_REASONS = ("auth", "forbidden", "rate", "in_flight", "size", "content_type", "invalid")
 
 
+class DetectionMetrics:
+    """Detections per frame and their confidence, by model.
+
+    One definition for the model server and the video pipeline, so the same alert rules
+    (confidence collapse) and dashboard panels cover both; the ``job`` label tells them apart.
+    """
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        """Register the histograms in ``registry``."""
+        self.per_frame = Histogram(
+            "cvops_detections_per_frame", "Detections returned per frame.", ["model"],
+            buckets=COUNT_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.score = Histogram(
+            "cvops_detection_score", "Confidence of returned detections, by class.",
+            ["model", "class_name"], buckets=SCORE_BUCKETS, registry=registry,
+        )  # fmt: skip
+
+    def observe_frame(self, model: str, detections: Detections) -> None:
+        """Record one frame's detection count and score distribution."""
+        self.per_frame.labels(model=model).observe(len(detections))
+        for name, score in zip(detections.class_names, detections.scores.tolist(), strict=True):
+            self.score.labels(model=model, class_name=name).observe(score)
+
+
 class ServingMetrics:
     """All server metrics; one instance per process (tests pass their own registry)."""
 
@@ -32,14 +57,9 @@ class ServingMetrics:
             "cvops_batch_size", "Frames per detector call.", ["model"],
             buckets=(1, 2, 4, 8, 16, 32), registry=registry,
         )  # fmt: skip
-        self.detections_per_frame = Histogram(
-            "cvops_detections_per_frame", "Detections returned per frame.", ["model"],
-            buckets=COUNT_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.detection_score = Histogram(
-            "cvops_detection_score", "Confidence of returned detections, by class.",
-            ["model", "class_name"], buckets=SCORE_BUCKETS, registry=registry,
-        )  # fmt: skip
+        self.detections = DetectionMetrics(registry)
+        self.detections_per_frame = self.detections.per_frame
+        self.detection_score = self.detections.score
         self.active_streams = Gauge(
             "cvops_active_streams", "Streams with a live tracker.", ["model"], registry=registry
         )
@@ -59,6 +79,4 @@ class ServingMetrics:
 
     def observe_frame(self, model: str, detections: Detections) -> None:
         """Record one frame's detection count and score distribution."""
-        self.detections_per_frame.labels(model=model).observe(len(detections))
-        for name, score in zip(detections.class_names, detections.scores.tolist(), strict=True):
-            self.detection_score.labels(model=model, class_name=name).observe(score)
+        self.detections.observe_frame(model, detections)

@@ -2,7 +2,8 @@
 
 Counters are read from each camera's :class:`~cvops.video.frames.CameraStats` at scrape time (a
 custom collector), so the hot path only increments plain integers; the capture-to-result
-latency is a histogram observed per processed frame.
+latency is a histogram observed per processed frame, and so are the detections per frame and
+their scores (the same metrics as the model server's, so one set of rules covers both).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from cvops.serving.metrics import DetectionMetrics
 from cvops.video.frames import CameraStats, DropReason
 
 LATENCY_BUCKETS_S = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -30,6 +32,7 @@ class VideoMetrics:
             "cvops_video_latency_seconds", "Capture (frame left the decoder) to result written.",
             ["camera"], buckets=LATENCY_BUCKETS_S, registry=registry,
         )  # fmt: skip
+        self.detections = DetectionMetrics(registry)
         registry.register(_CameraCollector(self))
 
     def add_camera(self, camera_id: str, stats: CameraStats, queue_depth: Callable[[], int]) -> None:

@@ -270,6 +270,7 @@ class VideoPipeline:
         camera.latencies_s.append(latency_s)
         if self.metrics is not None:
             self.metrics.latency_seconds.labels(frame.camera_id).observe(latency_s)
+            self.metrics.detections.observe_frame(self.model_name, detections)
         return result
 
     def _summary(self, wall_s: float) -> PipelineSummary:
