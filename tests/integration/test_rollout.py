@@ -195,7 +195,7 @@ def test_cluster_canary_promotion_steps_with_mocked_cluster(setup: _Setup, tmp_p
         deployment = deploy_canary(
             NAME, registry.tracking_uri, 30, "cluster", shadow_percent=10, state_dir=tmp_path, kube_api=api
         )
-        stored = api.objects[("default", "detector")]
+        stored = api.objects[("cvops", "detector")]
         _validate(stored)
         predictor = stored["spec"]["predictor"]
         assert predictor["canaryTrafficPercent"] == 30
@@ -205,10 +205,10 @@ def test_cluster_canary_promotion_steps_with_mocked_cluster(setup: _Setup, tmp_p
             stop_canary(NAME, tmp_path)
 
         full = set_cluster_split(deployment, registry, 100, api)
-        assert api.objects[("default", "detector")]["spec"]["predictor"]["canaryTrafficPercent"] == 100
+        assert api.objects[("cvops", "detector")]["spec"]["predictor"]["canaryTrafficPercent"] == 100
         assert full.canary_percent == 100
         final = deploy_champion(NAME, registry.tracking_uri, "cluster", state_dir=tmp_path, kube_api=api)
-        predictor = api.objects[("default", "detector")]["spec"]["predictor"]
+        predictor = api.objects[("cvops", "detector")]["spec"]["predictor"]
         assert "canaryTrafficPercent" not in predictor
         assert predictor["model"]["storageUri"] == registry.show(NAME, "champion").source
         assert (final.mode, final.challenger_version) == ("single", None)

@@ -33,7 +33,7 @@ class ServiceSpec:
     """
 
     name: str = "detector"
-    namespace: str = "default"
+    namespace: str = "cvops"  # the prod overlay's namespace (manifests/overlays/prod)
     runtime: str = RUNTIME
     image: str | None = None
 
