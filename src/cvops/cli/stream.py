@@ -25,6 +25,7 @@ from cvops.tracking.bytetrack import ByteTracker
 from cvops.tracking.image_tracker import ImageTracker
 from cvops.tracking.motion_compensation import SparseFlowCompensator
 from cvops.tracking.reid import Embedder, OnnxEmbedder
+from cvops.video.feature_sink import FeatureSink
 from cvops.video.frames import FrameSource
 from cvops.video.metrics import VideoMetrics
 from cvops.video.pipeline import PipelineSettings, PipelineSummary, VideoPipeline
@@ -69,6 +70,11 @@ def stream(
     cmc: bool = typer.Option(False, help="Compensate camera motion in tracking."),
     annotate: bool = typer.Option(False, help="With --out: write an annotated MP4 per camera."),
     crops_every: int = typer.Option(0, help="With --out: save every Nth processed frame for labeling."),
+    features: Path | None = typer.Option(
+        None,
+        "--features",
+        help="Append per-frame features to this Feast repository's offline store (cvops features apply).",
+    ),
     metrics_port: int = typer.Option(0, help="Serve Prometheus /metrics on 127.0.0.1:PORT (0: off)."),
     duration_s: float = typer.Option(0.0, help="Stop after this many seconds (0: when sources end)."),
 ) -> None:
@@ -77,6 +83,7 @@ def stream(
         raise InvalidInputError("give exactly one of --model and --endpoint")
     if (annotate or crops_every) and out is None:
         raise InvalidInputError("--annotate and --crops-every need --out")
+    feature_sinks = _feature_sinks(features)  # before the model loads: a wrong folder fails fast
     detector, name, version = _detector(model, endpoint, protocol, model_name, threads)
     opened: list[FrameSource] = [
         open_source(uri, every_n=every_n, target_fps=target_fps or None, realtime=realtime) for uri in sources
@@ -99,7 +106,7 @@ def stream(
 
         start_http_server(metrics_port, addr="127.0.0.1")
     pipeline = VideoPipeline(
-        opened, detector, _sinks(out, annotate, crops_every), settings,
+        opened, detector, _sinks(out, annotate, crops_every) + feature_sinks, settings,
         new_tracker if track else None, metrics, name, version,
     )  # fmt: skip
     summary = _run_live(pipeline, duration_s)
@@ -138,6 +145,18 @@ def _sinks(out: Path | None, annotate: bool, crops_every: int) -> list[Sink]:
     if crops_every:
         sinks.append(CropSink(out / "pool", every_n=crops_every))
     return sinks
+
+
+def _feature_sinks(features: Path | None) -> list[Sink]:
+    if features is None:
+        return []
+    from cvops.features.store import CONFIG_FILE, offline_dir
+
+    if not (features / CONFIG_FILE).is_file():
+        raise InvalidInputError(
+            f"--features: expected a feature repository (`cvops features apply --repo DIR`), got {features}"
+        )
+    return [FeatureSink(offline_dir(features))]
 
 
 def _run_live(pipeline: VideoPipeline, duration_s: float) -> PipelineSummary:
