@@ -21,7 +21,9 @@ def export_model(
     from cvops.loop.release import export_and_gate
 
     calibration = Path(calibration_dir) if calibration_dir else None
-    gated = export_and_gate(checkpoint_path, Path(heldout_uri), Path(packages.path), imgsz, calibration, max_map_drop)
+    gated = export_and_gate(
+        checkpoint_path, Path(heldout_uri), Path(packages.path), imgsz, calibration, max_map_drop
+    )
     for key, value in gated.metrics.items():
         metrics.log_metric(key, value)
     packages.metadata.update({"accepted": sorted(gated.accepted), "rejected": gated.rejected})

@@ -29,5 +29,7 @@ def register_model(
         code_revision=code_revision or None,
         pipeline_run_id=pipeline_run_id or None,
     )
-    record = register_gated(Path(packages.path), model_name, tracking_uri or None, Path(evaluation.path), lineage)
+    record = register_gated(
+        Path(packages.path), model_name, tracking_uri or None, Path(evaluation.path), lineage
+    )
     return record.version

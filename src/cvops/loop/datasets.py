@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from cvops.data.formats import DetectionDataset, LabeledImage, merge_datasets, read_dataset, write_yolo
-from cvops.data.versions import MANIFEST_NAME, dataset_manifest, write_manifest
+from cvops.data.versions import MANIFEST_NAME, dataset_manifest, file_sha256, write_manifest
 
 TRAIN_SPLIT = "train"
+HASH_NAME_LENGTH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +48,11 @@ def pull_versioned_dataset(uri: str, out_dir: Path, timeout_s: float = 60.0) -> 
 def grow_dataset(base: Path, labeled: Path, out_dir: Path) -> VersionedDataset:
     """Write ``base`` plus the newly ``labeled`` images (as training images) to ``out_dir``, versioned.
 
-    The base keeps its splits (its validation split stays the validation split); labeled images
-    join the training split. Images of ``labeled`` already in ``base`` (same file name) replace
-    the base's labels: a corrected annotation wins.
+    Images are matched by content, not name: a labeled image whose bytes are already in ``base``
+    replaces the base's labels (a corrected annotation wins). Labeled images are stored under
+    their content hash (``<sha256[:16]><suffix>``), so frames of different sources that share a
+    file name never collide, and the same frame keeps one name over iterations. The base keeps
+    its splits; labeled images join the training split.
 
     Args:
         base: The dataset the current model was trained on (a folder or dataset file).
@@ -57,16 +61,24 @@ def grow_dataset(base: Path, labeled: Path, out_dir: Path) -> VersionedDataset:
     """
     base_set = read_dataset(base)
     labeled_set = read_dataset(labeled)
-    new_items = tuple(
-        LabeledImage(i.image_path, i.width, i.height, i.xyxy, i.class_ids, TRAIN_SPLIT)
-        for i in labeled_set.items
+    staging = out_dir / ".labeled"
+    staging.mkdir(parents=True, exist_ok=True)
+    new_items = []
+    for item in labeled_set.items:
+        digest = file_sha256(item.image_path)
+        named = staging / f"{digest[:HASH_NAME_LENGTH]}{item.image_path.suffix.lower()}"
+        shutil.copyfile(item.image_path, named)
+        new_items.append(LabeledImage(named, item.width, item.height, item.xyxy, item.class_ids, TRAIN_SPLIT))
+    relabeled = {file_sha256(item.image_path) for item in new_items}
+    kept = tuple(i for i in base_set.items if file_sha256(i.image_path) not in relabeled)
+    merged = merge_datasets(
+        [
+            DetectionDataset(base_set.class_names, kept),
+            DetectionDataset(labeled_set.class_names, tuple(new_items)),
+        ]
     )
-    relabeled = {item.image_path.name for item in new_items}
-    kept = DetectionDataset(
-        base_set.class_names, tuple(i for i in base_set.items if i.image_path.name not in relabeled)
-    )
-    merged = merge_datasets([kept, DetectionDataset(labeled_set.class_names, new_items)])
     write_yolo(merged, out_dir)
+    shutil.rmtree(staging)
     return version_dataset(out_dir)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from cvops.errors import InvalidInputError, PipelineError
 logger = logging.getLogger(__name__)
 
 ParamValue = str | int | float | bool
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,18 +122,45 @@ def run_local(path: Path, params: Mapping[str, ParamValue], pipeline_root: Path)
     started = time.time()
     error: str | None = None
     outputs: dict[str, Any] = {}
+    clock = _TaskClock()
+    root_logger = logging.getLogger()
+    root_logger.addFilter(clock)  # kfp.local replaces the root handlers, not its filters
     try:
         result = function(**params)
     except RuntimeError as failure:  # kfp.local raises RuntimeError naming the failed task
-        error = str(failure).strip().splitlines()[0] if str(failure).strip() else repr(failure)
+        text = _ANSI.sub("", str(failure)).strip()
+        error = text.splitlines()[0] if text else repr(failure)
     else:
         outputs = _pipeline_outputs(result)
+    finally:
+        root_logger.removeFilter(clock)
     elapsed = time.time() - started
     created = sorted(set(pipeline_root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
     if not created:
         raise PipelineError(f"{path.stem}: kfp.local wrote no run folder under {pipeline_root}")
     run_dir = created[-1]
-    return LocalRun(path.stem, run_dir, error is None, error, read_tasks(run_dir), outputs, elapsed)
+    return LocalRun(
+        path.stem, run_dir, error is None, error, read_tasks(run_dir, clock.times), outputs, elapsed
+    )
+
+
+class _TaskClock(logging.Filter):
+    """Notes when kfp.local logs a task's start (``Executing task 'x'``) and end (``Task 'x' finished``)."""
+
+    _START = re.compile(r"Executing task '([^']+)'")
+    _END = re.compile(r"Task '([^']+)' finished with status")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: dict[str, tuple[float, float | None]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = _ANSI.sub("", record.getMessage())
+        if match := self._START.search(message):
+            self.times[match.group(1)] = (record.created, None)
+        elif (match := self._END.search(message)) and match.group(1) in self.times:
+            self.times[match.group(1)] = (self.times[match.group(1)][0], record.created)
+        return True
 
 
 def _pipeline_outputs(result: Any) -> dict[str, Any]:
@@ -150,21 +179,27 @@ def _plain(value: Any) -> Any:
     return uri if isinstance(uri, str) else repr(value)
 
 
-def read_tasks(run_dir: Path) -> tuple[TaskRecord, ...]:
-    """Return the tasks of a local run folder, in start order, with their outputs."""
+def read_tasks(
+    run_dir: Path, times: dict[str, tuple[float, float | None]] | None = None
+) -> tuple[TaskRecord, ...]:
+    """Return the tasks of a local run folder, in start order, with their outputs.
+
+    Args:
+        run_dir: The run's folder (one sub-folder per task).
+        times: Start and end time by task name, as logged by kfp.local; without them a task's
+            folder creation and its executor output's write time stand in.
+    """
     tasks = []
     for folder in (p for p in run_dir.iterdir() if p.is_dir()):
         output_file = folder / "executor_output.json"
-        finished = output_file.stat().st_mtime if output_file.is_file() else None
         outputs: dict[str, Any] = json.loads(output_file.read_text()) if output_file.is_file() else {}
-        tasks.append(TaskRecord(folder.name, _first_write(folder), finished, outputs))
+        finished = output_file.stat().st_mtime if output_file.is_file() else None
+        started = folder.stat().st_ctime
+        if times and folder.name in times:
+            started, logged_end = times[folder.name]
+            finished = logged_end if output_file.is_file() else None
+        tasks.append(TaskRecord(folder.name, started, finished, outputs))
     return tuple(sorted(tasks, key=lambda task: task.started_at))
-
-
-def _first_write(folder: Path) -> float:
-    """Return when a task folder got its first file (the task's start, near enough)."""
-    times = [p.stat().st_mtime for p in folder.rglob("*")] or [folder.stat().st_mtime]
-    return min([folder.stat().st_ctime, *times])
 
 
 def submit(

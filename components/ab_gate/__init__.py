@@ -1,0 +1,1 @@
+"""The `ab_gate` component."""

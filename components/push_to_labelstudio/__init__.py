@@ -1,0 +1,1 @@
+"""The `push_to_labelstudio` component."""

@@ -1,0 +1,1 @@
+"""The `score_pool` component."""

@@ -1,0 +1,1 @@
+"""The `select_samples` component."""

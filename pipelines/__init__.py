@@ -1,0 +1,1 @@
+"""Kubeflow pipeline definitions: DAG wiring only (compiled YAML is a build output)."""

@@ -1,0 +1,95 @@
+"""The whole loop, twice, on the embedded defaults: kfp.local, a real Label Studio, MLflow on sqlite,
+Feast on sqlite, DDP on 2 ranks, the local canary router and its model servers on 127.0.0.1.
+
+The first iteration has no champion: frames are picked by diversity, labeled by the simulated
+annotator, a model is trained, exported behind the gate, registered and judged alone. The second
+starts from that champion: a canary runs next to it and the A/B gate decides with evidence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cvops.loop.demo import DEMO_MODEL_NAME, DEMO_PROJECT, DemoSettings, run_demo
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.e2e
+
+LS_VENV = REPO_ROOT / ".venv-labelstudio"
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    if not (LS_VENV / "bin" / "label-studio").is_file():
+        pytest.skip(f"Label Studio server missing: {LS_VENV} (run `make labelstudio`)")
+    state = tmp_path / "state"
+    monkeypatch.setenv("CVOPS_STATE_DIR", str(state))  # the pipeline's steps are subprocesses
+    yield state
+    from cvops.annotation.server import stop_server
+    from cvops.rollout.deploy import stop_canary
+
+    stop_canary(DEMO_MODEL_NAME, state)
+    stop_server(state / "labelstudio")
+
+
+def test_two_iterations_of_the_loop(state_dir: Path, tmp_path: Path) -> None:
+    from cvops.annotation.connection import LabelStudioConnection
+    from cvops.annotation.push import list_tasks
+    from cvops.annotation.server import read_server_info
+    from cvops.registry.mlflow_registry import ModelRegistry
+
+    settings = DemoSettings(
+        pipeline_file=REPO_ROOT / "pipelines" / "continuous_training.py",
+        feature_declarations=REPO_ROOT / "feature_repo",
+        labelstudio_venv=LS_VENV,
+        out_dir=tmp_path / "report-1",
+        budget=16,
+        epochs=6,
+        replay_frames=20,
+        labeled_count=32,
+        pool_count=64,
+        heldout_count=24,
+    )
+    first = run_demo(settings, state_dir)
+    summary = json.loads((tmp_path / "report-1" / "run_summary.json").read_text())
+    names = [task["name"] for task in summary["tasks"]]
+    assert names[0] == "pull-dataset"
+    assert names[-1] == "ab-gate"
+    assert len(names) == 12
+    assert "Decision:" in first.report.read_text()
+    registry = ModelRegistry(state_dir=state_dir)
+    record = registry.show(DEMO_MODEL_NAME, 1)
+    assert record.lineage.dataset_version is not None
+    assert record.lineage.training_run_id
+    decision_1 = first.run.outputs["Output"]
+    assert decision_1 in ("promote", "rollback")
+    if decision_1 == "rollback":
+        pytest.fail("the first model did not reach the floor of the first-model gate: train longer")
+    assert registry.aliases(DEMO_MODEL_NAME).get("champion") == 1
+
+    second = run_demo(dataclasses.replace(settings, out_dir=tmp_path / "report-2"), state_dir)
+    assert second.run.is_succeeded
+    decision_2 = second.run.outputs["Output"]
+    assert decision_2 in ("promote", "rollback")
+    challenger = registry.show(DEMO_MODEL_NAME, 2)
+    assert challenger.lineage.parent_version == f"{DEMO_MODEL_NAME}/1"
+    assert challenger.lineage.dataset_version != record.lineage.dataset_version
+    history = registry.history(DEMO_MODEL_NAME)
+    gate_events = [event for event in history if event.who == "cvops-ab-gate"]
+    assert len(gate_events) >= 2
+    assert "evidence_file" in gate_events[-1].evidence
+    evidence = json.loads(Path(str(gate_events[-1].evidence["evidence_file"])).read_text())
+    assert evidence["decision"] == decision_2
+    assert evidence["live"]["requests"]  # the canary router answered replayed frames
+
+    info = read_server_info(state_dir / "labelstudio")
+    assert info is not None
+    with LabelStudioConnection.from_server(info).client() as client:
+        projects = client.get("/api/projects/")
+        project_id = next(p["id"] for p in projects["results"] if p["title"] == DEMO_PROJECT)
+        assert len(list_tasks(client, project_id)) == 2 * settings.budget
