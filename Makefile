@@ -92,6 +92,11 @@ bench: setup
 	$(PY) benchmarks/video_pipeline.py --out benchmarks/results/video_pipeline.json
 	$(PY) benchmarks/ddp_scaling.py --ultralytics-baseline --out benchmarks/results/ddp_scaling.json
 
+# Active learning vs random selection: 4 labeling rounds of 32 frames, yolov8n fine-tuned each round
+# (~8 min per seed on a lightly loaded 2-core machine).
+bench-al: setup
+	$(PY) benchmarks/active_learning.py --out benchmarks/results/active_learning.json
+
 # Square 640 input, then 640x288: the same model exported for this camera's aspect ratio.
 bench-serving: setup
 	$(PY) benchmarks/serving_latency.py --out benchmarks/results/serving_latency.json

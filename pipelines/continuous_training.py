@@ -1,4 +1,4 @@
-"""The continuous-training loop: data -> active learning -> labels -> DDP fine-tune -> gated release -> canary -> A/B.
+"""The continuous-training loop: data, active learning, labels, DDP, gated release, canary, A/B gate.
 
 Run it here with ``cvops pipeline run-local`` (kfp.local), compile it with ``cvops pipeline
 compile`` or submit it to Kubeflow with ``cvops pipeline submit --host URL``.
@@ -54,51 +54,40 @@ def continuous_training(
     code_revision: str = "",
 ) -> str:
     """Run one iteration of the loop; returns the A/B gate's decision (promote or rollback)."""
-    pulled = pull_dataset(seed_uri=seed_dataset_uri, model_name=model_name, tracking_uri=tracking_uri)
-    scored = score_pool(
-        pool_dir=pool_dir, model_name=model_name, tracking_uri=tracking_uri, feature_repo=feature_repo
-    )
+    # The Label Studio every labeling step talks to, and the registry every model step reads.
+    labelstudio = {
+        "labelstudio_url": labelstudio_url,
+        "labelstudio_document_root": labelstudio_document_root,
+        "project": labelstudio_project,
+    }
+    registry = {"model_name": model_name, "tracking_uri": tracking_uri}
+    pulled = pull_dataset(seed_uri=seed_dataset_uri, **registry)
+    scored = score_pool(pool_dir=pool_dir, feature_repo=feature_repo, **registry)
     selected = select_samples(
         pool_dir=pool_dir,
         pool_features=scored.outputs["features"],
         labeled=pulled.outputs["dataset"],
-        model_name=model_name,
-        tracking_uri=tracking_uri,
         feature_repo=feature_repo,
         budget=budget,
         strategy=strategy,
         seed=seed,
+        **registry,
     )
     pushed = push_to_labelstudio(
-        selection=selected.outputs["selection"],
-        labeled=pulled.outputs["dataset"],
-        labelstudio_url=labelstudio_url,
-        labelstudio_document_root=labelstudio_document_root,
-        project=labelstudio_project,
+        selection=selected.outputs["selection"], labeled=pulled.outputs["dataset"], **labelstudio
     )
-    annotated = annotate_simulated(
-        labelstudio_url=labelstudio_url,
-        labelstudio_document_root=labelstudio_document_root,
-        project=labelstudio_project,
-        ground_truth_uri=simulated_labels_uri,
-    ).after(pushed)
+    annotated = annotate_simulated(ground_truth_uri=simulated_labels_uri, **labelstudio).after(pushed)
     synced = sync_labels(
-        base=pulled.outputs["dataset"],
-        labelstudio_url=labelstudio_url,
-        labelstudio_document_root=labelstudio_document_root,
-        project=labelstudio_project,
-        min_completed=min_labeled,
-        timeout_s=label_timeout_s,
+        base=pulled.outputs["dataset"], min_completed=min_labeled, timeout_s=label_timeout_s, **labelstudio
     ).after(annotated)
     trained = train_ddp(
         dataset=synced.outputs["dataset"],
-        model_name=model_name,
-        tracking_uri=tracking_uri,
         epochs=epochs,
         imgsz=imgsz,
         batch=batch,
         nproc=nproc,
         seed=seed,
+        **registry,
     )
     exported = export_model(
         checkpoint_path=trained.outputs["checkpoint_path"],
@@ -112,24 +101,19 @@ def continuous_training(
         packages=exported.outputs["packages"],
         evaluation=evaluated.outputs["report"],
         dataset=synced.outputs["dataset"],
-        model_name=model_name,
-        tracking_uri=tracking_uri,
         training_run_id=trained.outputs["mlflow_run_id"],
         code_revision=code_revision,
         pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        **registry,
     )
-    deployed = deploy_canary(
-        model_name=model_name,
-        tracking_uri=tracking_uri,
-        canary_percent=canary_percent,
-        target=deploy_target,
-    ).after(registered)
+    deployed = deploy_canary(canary_percent=canary_percent, target=deploy_target, **registry).after(
+        registered
+    )
     gated = ab_gate(
-        model_name=model_name,
-        tracking_uri=tracking_uri,
         heldout_uri=heldout_uri,
         replay_source=replay_source,
         replay_frames=replay_frames,
         target=deploy_target,
+        **registry,
     ).after(deployed)
     return gated.outputs["decision"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from cvops.errors import InvalidInputError, RegistryNotFoundError, RolloutError
 from cvops.offline import default_state_dir
@@ -107,7 +107,7 @@ def deploy_canary(
     state_dir = state_dir or default_state_dir()
     registry = ModelRegistry(tracking_uri, state_dir=state_dir)
     aliases = alias_versions(registry, model_name)
-    common = {
+    common: dict[str, Any] = {
         "model_name": model_name,
         "mode": "canary",
         "canary_percent": canary_percent,
@@ -134,25 +134,16 @@ def deploy_canary(
     port = _stop_previous(state_dir, model_name, port, notify)
     log = state_dir / "rollout" / f"{model_name}.log"
     notify(f"starting the canary router on 127.0.0.1:{port} (two model servers; takes a few seconds)")
-    try:
-        pid = start_router(
+    return _start_local(
+        state_dir,
+        model_name,
+        common,
+        port,
+        log,
+        lambda: start_router(
             champion_dir, challenger_dir, canary_percent, shadow_percent, port, log, ready_timeout_s
-        )
-    except BaseException:
-        remove_state(state_dir, model_name)  # the previous deployment is stopped: nothing runs now
-        raise
-    deployment = CanaryDeployment.model_validate(
-        {
-            **common,
-            "target": "local",
-            "url": f"http://127.0.0.1:{port}",
-            "port": port,
-            "pid": pid,
-            "log": str(log),
-        }
+        ),
     )
-    write_state(state_dir, deployment)
-    return deployment
 
 
 def deploy_champion(
@@ -180,7 +171,7 @@ def deploy_champion(
     state_dir = state_dir or default_state_dir()
     registry = ModelRegistry(tracking_uri, state_dir=state_dir)
     aliases = alias_versions(registry, model_name, needs_challenger=False)
-    common = {
+    common: dict[str, Any] = {
         "model_name": model_name,
         "mode": "single",
         "canary_percent": 0,
@@ -203,10 +194,24 @@ def deploy_champion(
     port = _stop_previous(state_dir, model_name, port, notify)
     log = state_dir / "rollout" / f"{model_name}.log"
     notify(f"starting the champion's model server on 127.0.0.1:{port}")
+    return _start_local(
+        state_dir,
+        model_name,
+        common,
+        port,
+        log,
+        lambda: start_server(champion_dir, port, log, ready_timeout_s),
+    )
+
+
+def _start_local(
+    state_dir: Path, model_name: str, common: dict[str, Any], port: int, log: Path, start: Callable[[], int]
+) -> CanaryDeployment:
+    """Run ``start`` (which returns the PID serving on ``port``) and record the local deployment."""
     try:
-        pid = start_server(champion_dir, port, log, ready_timeout_s)
+        pid = start()
     except BaseException:
-        remove_state(state_dir, model_name)
+        remove_state(state_dir, model_name)  # the previous deployment is stopped: nothing runs now
         raise
     deployment = CanaryDeployment.model_validate(
         {

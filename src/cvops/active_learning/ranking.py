@@ -1,0 +1,193 @@
+"""Turn per-frame scores into an ordered pick list, one rule per strategy, with reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from cvops.active_learning.diversity import greedy_pick
+from cvops.active_learning.records import ScoreName, Strategy
+from cvops.errors import InvalidInputError
+
+FloatArray = npt.NDArray[np.float64]
+
+# Single-score strategies and the score each ranks by (higher first).
+SCORE_OF_STRATEGY: dict[str, ScoreName] = {
+    "least-confidence": "least_confidence",
+    "margin": "margin",
+    "entropy": "entropy",
+    "localization": "localization",
+    "disagreement": "disagreement",
+}
+# What ``combined`` averages (as percentile ranks), where computed.
+COMBINED_SCORES: tuple[ScoreName, ...] = ("entropy", "localization", "disagreement")
+
+
+@dataclass(frozen=True, slots=True)
+class FrameScores:
+    """Everything measured on the pool, one row per frame.
+
+    Attributes:
+        values: Score name -> shape (N,) values (only the scores this run computed).
+        descriptors: Frame descriptors, shape (N, D), float32.
+        dhashes: dHash of each frame, shape (N,), uint64.
+        phashes: pHash of each frame, shape (N,), uint64.
+    """
+
+    values: dict[str, FloatArray]
+    descriptors: npt.NDArray[np.float32]
+    dhashes: npt.NDArray[np.uint64]
+    phashes: npt.NDArray[np.uint64]
+
+    def __post_init__(self) -> None:
+        """Check every column has one value per frame."""
+        n = len(self.descriptors)
+        for name, column in self.values.items():
+            if column.shape != (n,):
+                raise InvalidInputError(f"score {name!r}: expected shape ({n},), got {column.shape}")
+        if self.dhashes.shape != (n,) or self.phashes.shape != (n,):
+            raise InvalidInputError(f"hashes: expected shape ({n},)")
+
+    def __len__(self) -> int:
+        """Return the number of frames."""
+        return len(self.descriptors)
+
+    def frame_scores(self, index: int, distance: float | None) -> dict[ScoreName, float]:
+        """Return every score of one frame, plus its diversity distance when one was measured."""
+        row: dict[ScoreName, float] = {}
+        for name in SCORE_NAMES:
+            if name in self.values:
+                row[name] = round(float(self.values[name][index]), 6)
+        if distance is not None and np.isfinite(distance):
+            row["diversity"] = round(distance, 6)
+        return row
+
+
+SCORE_NAMES: tuple[ScoreName, ...] = ("least_confidence", "margin", "entropy", "localization", "disagreement")
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """One chosen frame: its pool index, the value it was ranked by, its distance, why."""
+
+    index: int
+    priority: float
+    distance: float | None
+    reason: str
+
+
+def percentile_ranks(values: FloatArray) -> FloatArray:
+    """Return each value's mid-rank percentile in 0..1 (ties share one value; all equal -> 0.5)."""
+    n = len(values)
+    if n == 0:
+        return np.zeros(0)
+    ordered = np.sort(values)
+    below = np.searchsorted(ordered, values, side="left")
+    at_or_below = np.searchsorted(ordered, values, side="right")
+    return (below + at_or_below).astype(np.float64) / (2.0 * n)
+
+
+def combined_uncertainty(scores: FrameScores) -> tuple[FloatArray, tuple[ScoreName, ...]]:
+    """Return the mean percentile rank of the combined scores computed here, and their names."""
+    names = tuple(name for name in COMBINED_SCORES if name in scores.values)
+    if not names:
+        raise InvalidInputError(f"combined: expected at least one of {COMBINED_SCORES}, got none")
+    stacked = np.stack([percentile_ranks(scores.values[name]) for name in names])
+    return stacked.mean(axis=0), names
+
+
+def priority_order(scores: FrameScores, strategy: Strategy, seed: int) -> npt.NDArray[np.int64]:
+    """Return frame indices best first under ``strategy`` (decides which near-duplicate stays)."""
+    n = len(scores)
+    if strategy == "random":
+        return np.random.default_rng(seed).permutation(n).astype(np.int64)
+    if strategy == "coreset":
+        return np.arange(n, dtype=np.int64)
+    key = (
+        combined_uncertainty(scores)[0]
+        if strategy == "combined"
+        else scores.values[_score_name(scores, strategy)]
+    )
+    return np.argsort(-key, kind="stable").astype(np.int64)
+
+
+def rank_frames(
+    scores: FrameScores,
+    strategy: Strategy,
+    budget: int,
+    labeled_descriptors: npt.NDArray[np.float32],
+    seed: int,
+    candidates: npt.NDArray[np.bool_] | None = None,
+) -> list[Pick]:
+    """Pick up to ``budget`` frames among ``candidates`` (all when None), best first.
+
+    - ``random``: a seeded uniform draw.
+    - single scores: highest score first.
+    - ``coreset``: k-center greedy over frame descriptors, labeled frames counting as chosen.
+    - ``combined``: the mean percentile rank of entropy, localization instability and (with a
+      challenger) disagreement, then greedy picks maximizing that times the descriptor distance
+      to the nearest labeled or chosen frame.
+    """
+    if budget < 1:
+        raise InvalidInputError(f"budget: expected >= 1 frames, got {budget}")
+    pool = np.flatnonzero(np.ones(len(scores), bool) if candidates is None else candidates)
+    if strategy == "random":
+        draw = np.random.default_rng(seed).permutation(pool)[:budget]
+        return [Pick(int(i), 0.0, None, f"random draw (seed {seed})") for i in draw]
+    if strategy in ("coreset", "combined"):
+        weights = None
+        names: tuple[ScoreName, ...] = ()
+        if strategy == "combined":
+            combined, names = combined_uncertainty(scores)
+            weights = combined[pool]
+        picked, distances = greedy_pick(
+            scores.descriptors[pool], budget, labeled_descriptors, weights=weights, seed=seed
+        )
+        picks = []
+        for position, distance in zip(picked, distances, strict=True):
+            index = int(pool[position])
+            if weights is None:
+                reason = f"farthest from the labeled and already chosen frames; {_distance_text(distance)}"
+                picks.append(Pick(index, distance if np.isfinite(distance) else 0.0, distance, reason))
+            else:
+                parts = ", ".join(f"{_label(n)} {scores.values[n][index]:.3g}" for n in names)
+                reason = (
+                    f"combined uncertainty {float(weights[position]):.2f} (mean percentile of {parts}); "
+                    f"{_distance_text(distance)}"
+                )
+                picks.append(Pick(index, float(weights[position]), distance, reason))
+        return picks
+    name = _score_name(scores, strategy)
+    values = scores.values[name]
+    ordered = pool[np.argsort(-values[pool], kind="stable")][:budget]
+    ranks = percentile_ranks(values)
+    return [
+        Pick(
+            int(i),
+            float(values[i]),
+            None,
+            f"{_label(name)} {values[i]:.3g}, in the top {100.0 * (1.0 - ranks[i]) + 0.5:.0f}% of the pool",
+        )
+        for i in ordered
+    ]
+
+
+def _score_name(scores: FrameScores, strategy: str) -> ScoreName:
+    name = SCORE_OF_STRATEGY.get(strategy)
+    if name is None:
+        raise InvalidInputError(f"strategy: expected one of {', '.join(SCORE_OF_STRATEGY)}, got {strategy!r}")
+    if name not in scores.values:
+        raise InvalidInputError(f"strategy {strategy!r}: the score {name!r} was not computed")
+    return name
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def _distance_text(distance: float) -> str:
+    if not np.isfinite(distance):
+        return "first pick, nothing labeled yet"
+    return f"descriptor distance {distance:.2f} to the nearest labeled or chosen frame"

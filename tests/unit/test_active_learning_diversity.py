@@ -1,0 +1,68 @@
+"""Frame descriptors and greedy diverse picking (k-center greedy and its weighted form)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cvops.active_learning.diversity import DESCRIPTOR_SIZE, frame_descriptor, greedy_pick
+from cvops.errors import InvalidInputError
+from cvops.images import read_image
+from tests.conftest import fixture_path
+
+# Points on a line (1-D descriptors): two tight clusters and one outlier.
+POINTS = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [9.0]], np.float32)
+
+
+def test_descriptor_has_unit_length_and_tells_photos_apart_more_than_noise() -> None:
+    bus = read_image(fixture_path("images/bus.jpg"))
+    zidane = read_image(fixture_path("images/zidane.jpg"))
+    rng = np.random.default_rng(0)
+    noisy = np.clip(bus + rng.normal(0, 3, bus.shape), 0, 255).astype(np.uint8)
+    a, b, c = frame_descriptor(bus), frame_descriptor(noisy), frame_descriptor(zidane)
+    assert a.shape == (DESCRIPTOR_SIZE,)
+    assert a.dtype == np.float32
+    assert float(np.linalg.norm(a)) == pytest.approx(1.0, abs=1e-5)
+    assert float(np.linalg.norm(a - b)) < 0.1 < float(np.linalg.norm(a - c))
+
+
+def test_kcenter_greedy_covers_clusters_before_refining_them() -> None:
+    picked, distances = greedy_pick(POINTS, 3, labeled=POINTS[:1])
+    assert picked == [5, 3, 2]
+    assert distances == pytest.approx([9.0, 4.0, 0.2], abs=1e-5)
+
+
+def test_kcenter_greedy_without_labels_starts_at_a_seeded_frame() -> None:
+    first_a, _ = greedy_pick(POINTS, 1, seed=3)
+    first_b, distances = greedy_pick(POINTS, 1, seed=3)
+    assert first_a == first_b
+    assert distances == [float("inf")]
+
+
+def test_weights_trade_uncertainty_against_distance() -> None:
+    # Frame 1 is the most doubtful; frame 2 sits next to it; frame 4 is far and fairly doubtful.
+    weights = np.array([0.0, 1.0, 0.9, 0.0, 0.5, 0.0])
+    picked, _ = greedy_pick(POINTS, 3, weights=weights)
+    assert picked[0] == 1
+    assert picked[1] == 4  # 0.5 * 5.0 beats 0.9 * 0.1
+    assert set(picked) == {1, 2, 4}
+
+
+def test_budget_larger_than_pool_picks_every_frame_once() -> None:
+    picked, _ = greedy_pick(POINTS, 100, labeled=POINTS[:0])
+    assert sorted(picked) == list(range(len(POINTS)))
+
+
+@pytest.mark.parametrize(
+    ("budget", "weights", "message"),
+    [(0, None, "budget"), (2, np.array([1.0]), "weights"), (2, -np.ones(len(POINTS)), "weights")],
+    ids=["zero-budget", "wrong-length", "negative"],
+)
+def test_greedy_pick_rejects_bad_arguments(budget: int, weights: np.ndarray | None, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        greedy_pick(POINTS, budget, weights=weights)
+
+
+def test_descriptor_rejects_an_empty_image() -> None:
+    with pytest.raises(InvalidInputError, match="expected a BGR array"):
+        frame_descriptor(np.zeros((0, 0, 3), np.uint8))
