@@ -22,6 +22,9 @@ def demo(
     replay_frames: int = typer.Option(
         _DEFAULTS.replay_frames, min=10, help="Frames replayed through the canary."
     ),
+    canary_percent: int = typer.Option(
+        _DEFAULTS.canary_percent, min=1, max=99, help="Share of replayed traffic the challenger answers."
+    ),
     pool_count: int = typer.Option(_DEFAULTS.pool_count, min=4, help="Unlabeled pool images."),
     labeled_count: int = typer.Option(_DEFAULTS.labeled_count, min=4, help="Seed training images."),
     heldout_count: int = typer.Option(_DEFAULTS.heldout_count, min=4, help="Held-out images."),
@@ -42,6 +45,7 @@ def demo(
         epochs=epochs,
         nproc=nproc,
         replay_frames=replay_frames,
+        canary_percent=canary_percent,
         pool_count=pool_count,
         labeled_count=labeled_count,
         heldout_count=heldout_count,

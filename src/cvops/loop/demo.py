@@ -31,6 +31,8 @@ class DemoSettings:
         budget: Frames sent to Label Studio per iteration.
         epochs: Fine-tuning epochs.
         nproc: DDP ranks.
+        canary_percent: Share of the replayed traffic the challenger answers; an even split gives
+            the A/B gate the most evidence from a short replay (it needs 10 answers per variant).
         replay_frames: Frames replayed through the canary router.
         labeled_count: Seed training images.
         pool_count: Unlabeled pool images.
@@ -42,10 +44,11 @@ class DemoSettings:
     labelstudio_venv: Path = Path(".venv-labelstudio")
     out_dir: Path = Path("demo-output/loop")
     budget: int = 32
-    epochs: int = 12
+    epochs: int = 25
     nproc: int = 2
+    canary_percent: int = 50
     replay_frames: int = 60
-    labeled_count: int = 48
+    labeled_count: int = 96
     pool_count: int = 240
     heldout_count: int = 60
 
@@ -104,6 +107,7 @@ def run_demo(
         "batch": 16,
         "nproc": settings.nproc,
         "calibration_dir": str(source.labeled / "images" / "train"),
+        "canary_percent": settings.canary_percent,
         "replay_frames": settings.replay_frames,
     }
     step("running the continuous-training pipeline with kfp.local")
@@ -113,6 +117,8 @@ def run_demo(
         "Model history": f"cvops registry history {DEMO_MODEL_NAME}",
         "Label Studio": f"{server.url}  (login {server.email}; password in {state_dir / 'labelstudio'})",
         "Feast repository": str(feature_repo),
+        "Served champion": f"cvops rollout status {DEMO_MODEL_NAME}",
+        "Stop what the demo left running": f"cvops rollout stop {DEMO_MODEL_NAME}; cvops labelstudio down",
     }
     report = write_run_report(run, settings.out_dir, links)
     if not run.is_succeeded:
