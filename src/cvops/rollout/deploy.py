@@ -117,31 +117,25 @@ def deploy_canary(
         "tracking_uri": registry.tracking_uri,
     }
     if target == "cluster":
-        challenger = registry.show(model_name, CHALLENGER)
-        manifest = render_inference_service(challenger.source, canary_percent, shadow_percent, service)
-        notify(
-            f"applying InferenceService {manifest['metadata']['name']} ({canary_percent}% to the challenger)"
+        manifest = render_inference_service(
+            registry.show(model_name, CHALLENGER).source, canary_percent, shadow_percent, service
         )
-        apply_inference_service(manifest, kube_api)
-        deployment = CanaryDeployment.model_validate({**common, "target": "cluster", "manifest": manifest})
-        write_state(state_dir, deployment)
-        return deployment
+        return _apply_on_cluster(
+            state_dir, common, manifest, kube_api, notify, f"{canary_percent}% to the challenger"
+        )
     if target != "local":
         raise InvalidInputError(f"target: expected 'local' or 'cluster', got {target!r}")
     notify(f"resolving {model_name}@champion (v{aliases[CHAMPION]}) and @challenger (v{aliases[CHALLENGER]})")
     champion_dir = registry.resolve(f"models:/{model_name}@{CHAMPION}")
     challenger_dir = registry.resolve(f"models:/{model_name}@{CHALLENGER}")
-    port = _stop_previous(state_dir, model_name, port, notify)
-    log = state_dir / "rollout" / f"{model_name}.log"
-    notify(f"starting the canary router on 127.0.0.1:{port} (two model servers; takes a few seconds)")
     return _start_local(
         state_dir,
-        model_name,
         common,
         port,
-        log,
-        lambda: start_router(
-            champion_dir, challenger_dir, canary_percent, shadow_percent, port, log, ready_timeout_s
+        notify,
+        "the canary router (two model servers; takes a few seconds)",
+        lambda free, log: start_router(
+            champion_dir, challenger_dir, canary_percent, shadow_percent, free, log, ready_timeout_s
         ),
     )
 
@@ -181,35 +175,52 @@ def deploy_champion(
         "tracking_uri": registry.tracking_uri,
     }
     if target == "cluster":
-        champion = registry.show(model_name, CHAMPION)
-        manifest = render_inference_service(champion.source, None, 0, service)
-        notify(
-            f"applying InferenceService {manifest['metadata']['name']} (champion v{aliases[CHAMPION]} only)"
+        manifest = render_inference_service(registry.show(model_name, CHAMPION).source, None, 0, service)
+        return _apply_on_cluster(
+            state_dir, common, manifest, kube_api, notify, f"champion v{aliases[CHAMPION]} only"
         )
-        apply_inference_service(manifest, kube_api)
-        deployment = CanaryDeployment.model_validate({**common, "target": "cluster", "manifest": manifest})
-        write_state(state_dir, deployment)
-        return deployment
     champion_dir = registry.resolve(f"models:/{model_name}@{CHAMPION}")
-    port = _stop_previous(state_dir, model_name, port, notify)
-    log = state_dir / "rollout" / f"{model_name}.log"
-    notify(f"starting the champion's model server on 127.0.0.1:{port}")
     return _start_local(
         state_dir,
-        model_name,
         common,
         port,
-        log,
-        lambda: start_server(champion_dir, port, log, ready_timeout_s),
+        notify,
+        "the champion's model server",
+        lambda free, log: start_server(champion_dir, free, log, ready_timeout_s),
     )
 
 
-def _start_local(
-    state_dir: Path, model_name: str, common: dict[str, Any], port: int, log: Path, start: Callable[[], int]
+def _apply_on_cluster(
+    state_dir: Path,
+    common: dict[str, Any],
+    manifest: dict[str, Any],
+    kube_api: CustomObjectsApi | None,
+    notify: ProgressCallback,
+    what: str,
 ) -> CanaryDeployment:
-    """Run ``start`` (which returns the PID serving on ``port``) and record the local deployment."""
+    """Apply a rendered InferenceService and record the cluster deployment."""
+    notify(f"applying InferenceService {manifest['metadata']['name']} ({what})")
+    apply_inference_service(manifest, kube_api)
+    deployment = CanaryDeployment.model_validate({**common, "target": "cluster", "manifest": manifest})
+    write_state(state_dir, deployment)
+    return deployment
+
+
+def _start_local(
+    state_dir: Path,
+    common: dict[str, Any],
+    port: int | None,
+    notify: ProgressCallback,
+    what: str,
+    start: Callable[[int, Path], int],
+) -> CanaryDeployment:
+    """Stop the previous local deployment, run ``start(port, log)`` (the PID serving) and record it."""
+    model_name = str(common["model_name"])
+    port = _stop_previous(state_dir, model_name, port, notify)
+    log = state_dir / "rollout" / f"{model_name}.log"
+    notify(f"starting {what} on 127.0.0.1:{port}")
     try:
-        pid = start()
+        pid = start(port, log)
     except BaseException:
         remove_state(state_dir, model_name)  # the previous deployment is stopped: nothing runs now
         raise
