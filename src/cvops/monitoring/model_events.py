@@ -17,7 +17,6 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cvops.errors import RegistryError, RegistryNotFoundError
 from cvops.monitoring.results import DriftResult
 
 DRIFT_TAG_PREFIX = "cvops.drift."
@@ -67,41 +66,19 @@ def record_drift_on_model(
         RegistryNotFoundError: When the model, version or alias does not exist.
         RegistryUnavailableError: When the tracking server cannot be reached.
     """
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
     from cvops.registry.mlflow_registry import ModelRegistry
     from cvops.registry.records import ModelRef
-    from cvops.registry.retry import call_with_retry, is_unreachable_error, mlflow_call_environment
 
     ref = ModelRef.parse(model_uri)
-    registry = ModelRegistry(tracking_uri, state_dir=state_dir)
-    record = registry.show(ref.name, ref.alias if ref.alias is not None else str(ref.version))
     when = at if at is not None else datetime.now(UTC)
     payload = drift_event_json(result, when)
     key = f"{DRIFT_TAG_PREFIX}{when.astimezone(UTC):%Y%m%dT%H%M%S%fZ}"
-    client = MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri)
-    version = str(record.version)
-
-    def tag() -> None:
-        with mlflow_call_environment(registry.retry.request_timeout_s):
-            client.set_model_version_tag(record.name, version, key, payload)
-            client.set_model_version_tag(record.name, version, LATEST_DRIFT_TAG, payload)
-
-    try:
-        call_with_retry(
-            tag,
-            what=f"tag models:/{record.name}/{version} with a drift event",
-            where=registry.tracking_uri,
-            policy=registry.retry,
-            is_transient=is_unreachable_error,
-            retry_on=(MlflowException, OSError),
-        )
-    except MlflowException as error:
-        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise RegistryNotFoundError(f"{registry.tracking_uri}: {error.message}") from error
-        raise RegistryError(f"{registry.tracking_uri}: tag drift event: {error.message}") from error
-    return f"models:/{record.name}/{version}"
+    record = ModelRegistry(tracking_uri, state_dir=state_dir).set_version_tags(
+        ref.name,
+        ref.alias if ref.alias is not None else str(ref.version),
+        {key: payload, LATEST_DRIFT_TAG: payload},
+    )
+    return record.uri
 
 
 def drift_events(
@@ -112,15 +89,11 @@ def drift_events(
     Raises:
         RegistryNotFoundError: When the model, version or alias does not exist.
     """
-    from mlflow import MlflowClient
-
     from cvops.registry.mlflow_registry import ModelRegistry
     from cvops.registry.records import ModelRef
 
     ref = ModelRef.parse(model_uri)
     registry = ModelRegistry(tracking_uri, state_dir=state_dir)
-    record = registry.show(ref.name, ref.alias if ref.alias is not None else str(ref.version))
-    client = MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri)
-    tags = dict(client.get_model_version(record.name, str(record.version)).tags or {})
+    tags = registry.version_tags(ref.name, ref.alias if ref.alias is not None else str(ref.version))
     keys = sorted(k for k in tags if k.startswith(DRIFT_TAG_PREFIX) and k != LATEST_DRIFT_TAG)
     return [json.loads(tags[k]) for k in keys]

@@ -446,6 +446,30 @@ class ModelRegistry:
         """
         return self._record(self._model_version(ModelRef.of(name, version_or_alias)))
 
+    def version_tags(self, name: str, version_or_alias: str | int) -> dict[str, str]:
+        """Return every tag of one version (ours and anyone else's), named by number or alias.
+
+        Raises:
+            RegistryNotFoundError: When the model, version or alias does not exist.
+        """
+        return dict(self._model_version(ModelRef.of(name, version_or_alias)).tags or {})
+
+    def set_version_tags(
+        self, name: str, version_or_alias: str | int, tags: Mapping[str, str]
+    ) -> RegisteredVersion:
+        """Set tags on one version (an alias is resolved first) and return the version.
+
+        Raises:
+            RegistryNotFoundError: When the model, version or alias does not exist.
+        """
+        record = self.show(name, version_or_alias)
+        for key, value in tags.items():
+            self._call(
+                f"tag {record.uri} with {key}",
+                partial(self._client.set_model_version_tag, name, str(record.version), key, value),
+            )
+        return record
+
     def history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
         """Return the alias events of ``name``, oldest first (only ``alias``'s when given)."""
         events = events_from_tags(self._registered_model(name).tags)
