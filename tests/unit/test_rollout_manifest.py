@@ -16,6 +16,7 @@ from cvops.rollout.local import CanaryDeployment, read_state, stop_process, writ
 from cvops.rollout.manifest import ServiceSpec, apply_inference_service, render_inference_service
 from cvops.serving.routing import RouterConfig
 from tests.conftest import REPO_ROOT
+from tests.unit.test_manifests import _strict as strict_schema  # the same CRD strictness
 
 CRDS_DIR = Path(os.environ.get("CVOPS_CRDS", str(REPO_ROOT.parent / "shared" / "crds")))
 CRD_FILE = CRDS_DIR / "kserve" / "serving.kserve.io_inferenceservices.yaml"
@@ -31,25 +32,10 @@ def _inference_service_schema() -> dict[str, Any]:
     raise AssertionError(f"no InferenceService CRD in {CRD_FILE}")
 
 
-def _strict(schema: dict[str, Any]) -> dict[str, Any]:
-    """Forbid unknown fields wherever the CRD does not preserve them (the API server would prune them)."""
-    schema = dict(schema)
-    is_closed = not schema.get("x-kubernetes-preserve-unknown-fields")
-    if schema.get("type") == "object" and "properties" in schema and is_closed:
-        schema.setdefault("additionalProperties", False)
-    for key in ("properties", "patternProperties"):
-        if key in schema:
-            schema[key] = {name: _strict(sub) for name, sub in schema[key].items()}
-    for key in ("items", "additionalProperties"):
-        if isinstance(schema.get(key), dict):
-            schema[key] = _strict(schema[key])
-    return schema
-
-
 @functools.cache
 def _spec_validator() -> jsonschema.Draft7Validator:
     """The CRD's ``spec`` schema, strict, compiled once (checking a schema this size takes seconds)."""
-    return jsonschema.Draft7Validator(_strict(_inference_service_schema()["properties"]["spec"]))
+    return jsonschema.Draft7Validator(strict_schema(_inference_service_schema()["properties"]["spec"]))
 
 
 def _validate(manifest: dict[str, Any]) -> None:
