@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 from detector_latency import FIXTURES_DIR, environment
 from rich.console import Console
 from rich.table import Table
@@ -35,7 +34,7 @@ from cvops.detection.detector import Detector
 from cvops.detection.loader import load_detector
 from cvops.detection.packaging import package_onnx
 from cvops.monitoring.drift import detect_drift
-from cvops.monitoring.perturb import Perturbation, perturb_frames
+from cvops.monitoring.perturb import Perturbation, perturb_frames, write_video_frames
 from cvops.monitoring.results import DriftSettings
 from cvops.monitoring.tables import build_feature_tables, write_feature_tables
 
@@ -53,21 +52,6 @@ MOT_PAIRS = (
     ("MOT17-02-FRCNN", "MOT17-09-FRCNN"),
     ("MOT17-10-FRCNN", "MOT17-13-FRCNN"),
 )
-
-
-def video_frames(video: Path, out: Path, stride: int) -> list[Path]:
-    """Write every ``stride``-th frame of ``video`` into ``out`` as PNG; return the paths."""
-    capture = cv2.VideoCapture(str(video))
-    index = 0
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        if index % stride == 0:
-            cv2.imwrite(str(out / f"{index:06d}.png"), image)
-        index += 1
-    capture.release()
-    return sorted(out.glob("*.png"))
 
 
 def write_list(path: Path, frames: Sequence[Path]) -> Path:
@@ -113,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         package_onnx(FIXTURES_DIR / "models/yolox_nano/yolox_nano.onnx", package, "yolox", COCO80_NAMES)
         detector = load_detector(package)
         (work / "bikes").mkdir()
-        frames = video_frames(FIXTURES_DIR / "video/bikes.mp4", work / "bikes", args.stride)
+        frames = write_video_frames(FIXTURES_DIR / "video/bikes.mp4", work / "bikes", args.stride)
         reference = work / "bikes_reference"
         started = time.perf_counter()
         write_feature_tables(build_feature_tables(frames[0::2], detector), reference)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import pytest
 
 from cvops.detection.detector import Detector
 from cvops.detection.loader import load_detector
 from cvops.images import list_images
 from cvops.monitoring.drift import detect_drift
-from cvops.monitoring.perturb import Perturbation, perturb_frames
+from cvops.monitoring.perturb import Perturbation, perturb_frames, write_video_frames
 from cvops.monitoring.tables import build_feature_tables, write_feature_tables
 from tests.conftest import fixture_path
 
@@ -39,18 +38,9 @@ def detector(yolox_package: Path) -> Detector:
 @pytest.fixture(scope="module")
 def bikes_frames(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Every 5th frame of the fixture street video, as lossless PNG files."""
-    capture = cv2.VideoCapture(str(fixture_path("video/bikes.mp4")))
-    out = tmp_path_factory.mktemp("bikes")
-    index = 0
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        if index % VIDEO_STRIDE == 0:
-            cv2.imwrite(str(out / f"{index:06d}.png"), image)
-        index += 1
-    capture.release()
-    frames = sorted(out.glob("*.png"))
+    frames = write_video_frames(
+        fixture_path("video/bikes.mp4"), tmp_path_factory.mktemp("bikes"), VIDEO_STRIDE
+    )
     assert len(frames) == 50
     return frames
 

@@ -62,3 +62,34 @@ def perturb_frames(
         write_image(target, perturb_image(read_image(path), kind, strength, rng))
         written.append(target)
     return written
+
+
+def write_video_frames(video: Path, out_dir: Path, stride: int = 1) -> list[Path]:
+    """Write every ``stride``-th frame of ``video`` to ``out_dir`` as lossless PNG; return the paths.
+
+    Drift inputs are image folders: this turns a video window into one.
+
+    Raises:
+        InvalidInputError: For a stride < 1 or a video that yields no frame.
+    """
+    if stride < 1:
+        raise InvalidInputError(f"stride: expected >= 1, got {stride}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    capture = cv2.VideoCapture(str(video))
+    written: list[Path] = []
+    index = 0
+    try:
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                break
+            if index % stride == 0:
+                path = out_dir / f"{index:06d}.png"
+                cv2.imwrite(str(path), image)
+                written.append(path)
+            index += 1
+    finally:
+        capture.release()
+    if not written:
+        raise InvalidInputError(f"{video}: no frame could be read")
+    return written
