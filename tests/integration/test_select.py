@@ -6,13 +6,19 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from cvops.active_learning import uncertainty
 from cvops.active_learning.records import SelectedFrame, SelectionSummary
 from cvops.active_learning.selection import select_frames
+from cvops.config import DetectorSettings
+from cvops.detection.loader import load_detector
 from cvops.errors import ImageReadError, InvalidInputError, ModelPackageError
+from cvops.images import read_image
 from tests.conftest import fixture_path
 
 pytestmark = pytest.mark.integration
@@ -60,6 +66,20 @@ def test_cli_writes_ranked_frames_with_scores_reasons_and_pre_annotations(
     # Real photos full of people and things: the chosen ones carry real pre-annotations.
     assert sum(len(f.predictions.detections) for f in frames) >= 4
     assert "selected 4 of 10 frames" in result.stderr
+
+
+def test_yolox_boxes_carry_every_class_score_and_are_scored_on_them(yolox_package: Path) -> None:
+    detector = load_detector(yolox_package, DetectorSettings(score_threshold=0.05))
+    (found,) = detector.detect([read_image(fixture_path("images/bus.jpg"))])
+    assert len(found) >= 4
+    assert found.class_scores is not None
+    assert found.class_scores.shape == (len(found), len(detector.class_names)) == (len(found), 80)
+    np.testing.assert_array_equal(found.class_scores.argmax(axis=1), found.class_ids)
+    np.testing.assert_allclose(found.class_scores.max(axis=1), found.scores, rtol=1e-6)
+    # The other classes' shares make the boxes more doubtful than their top scores alone say.
+    binary = replace(found, class_scores=None)
+    assert uncertainty.entropy(found) > uncertainty.entropy(binary)
+    assert uncertainty.margin(found) >= uncertainty.margin(binary)
 
 
 @pytest.mark.parametrize(

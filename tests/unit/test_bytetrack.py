@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
 from cvops.detection.types import Detections
 from cvops.errors import InvalidInputError
+from cvops.tracking.base import Tracker
 from cvops.tracking.bytetrack import ByteTracker, ByteTrackSettings
 from cvops.tracking.forecast import ConstantVelocityForecaster, DampedAccelerationForecaster, Forecaster
+from cvops.tracking.iou_tracker import IouTracker
 from cvops.tracking.kalman import KalmanBoxFilter, xyah_to_xyxy, xyxy_to_xyah
 from tests.conftest import dets
 
@@ -181,3 +185,16 @@ def test_appearance_is_wanted_for_new_crowded_or_unembedded_boxes_only() -> None
     assert tracker.appearance_wanted(later).tolist() == [False, True, True]
     low = dets([box_at(600)], scores=[0.2])
     assert tracker.appearance_wanted(low).tolist() == [False]  # low-score boxes never use appearance
+
+
+@pytest.mark.parametrize("new_tracker", [ByteTracker, IouTracker], ids=["bytetrack", "iou"])
+def test_trackers_keep_each_box_class_scores(new_tracker: Callable[[], Tracker]) -> None:
+    tracker = new_tracker()
+    class_scores = np.array([[0.9, 0.1], [0.3, 0.8]], np.float32)
+    for x in range(3):
+        found = Detections.from_arrays(
+            [box_at(x), box_at(300 + x)], [0.9, 0.8], [0, 1], ("a", "b"), class_scores=class_scores
+        )
+        tracked = tracker.update(found)
+    assert tracked.class_scores is not None
+    np.testing.assert_array_equal(tracked.class_scores, class_scores)

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
-from cvops.detection.decoders import YoloxDecoder, make_decoder
+from cvops.config import DetectorSettings
+from cvops.detection.decoders import Candidates, YoloxDecoder, make_decoder
+from cvops.detection.postprocess import finalize
+from cvops.detection.preprocess import LetterboxTransform
 from cvops.errors import ModelPackageError
 
 
@@ -64,3 +68,72 @@ def test_rtdetr_class_index_outside_the_vocabulary_is_reported() -> None:
     output = np.array([[[0.5, 0.5, 0.1, 0.1, 0.9, 7.0]]], np.float32)
     with pytest.raises(ModelPackageError, match=r"class indices in \[0, 2\)"):
         make_decoder("rtdetr", 2, 64, 64)(output, 0.5)
+
+
+def test_ultralytics_decoder_keeps_every_class_score_of_the_kept_anchors() -> None:
+    output = np.zeros((1, 4 + 3, 5), np.float32)
+    output[0, :4, :] = [[50], [40], [20], [10]]
+    output[0, 4:, 1] = [0.6, 0.5, 0.1]
+    output[0, 4:, 3] = [0.0, 0.2, 0.9]
+    output[0, 4:, 4] = [0.2, 0.1, 0.0]  # below threshold: not sliced
+    (candidates,) = make_decoder("yolo11", 3, 64, 64)(output, 0.25)
+    assert candidates.class_scores is not None
+    assert candidates.class_scores.dtype == np.float32
+    expected = np.array([[0.6, 0.5, 0.1], [0.0, 0.2, 0.9]], np.float32)  # anchors 1 and 3, as given
+    np.testing.assert_array_equal(candidates.class_scores, expected)
+    np.testing.assert_array_equal(candidates.class_scores.argmax(axis=1), candidates.class_ids)
+
+
+def test_yolox_decoder_class_scores_are_objectness_times_class_scores() -> None:
+    decoder = YoloxDecoder(num_classes=2, input_height=64, input_width=64)
+    anchors = (64 // 8) ** 2 + (64 // 16) ** 2 + (64 // 32) ** 2
+    output = np.zeros((1, anchors, 5 + 2), np.float32)
+    output[0, 5] = [0.5, 0.5, 0.0, 0.0, 0.9, 0.2, 0.5]
+    output[0, 9] = [0.5, 0.5, 0.0, 0.0, 0.5, 0.8, 0.4]
+    output[0, 20] = [0.5, 0.5, 0.0, 0.0, 0.1, 0.9, 0.9]  # 0.09 after objectness: dropped
+    (candidates,) = decoder(output, 0.3)
+    assert candidates.class_scores is not None
+    assert candidates.class_scores.dtype == np.float32
+    np.testing.assert_allclose(candidates.class_scores, [[0.18, 0.45], [0.4, 0.2]], rtol=1e-6)
+    np.testing.assert_allclose(candidates.class_scores.max(axis=1), candidates.scores)
+
+
+def test_rtdetr_decoder_has_no_class_scores() -> None:
+    output = np.array([[[0.5, 0.5, 0.1, 0.1, 0.9, 1.0]]], np.float32)
+    (candidates,) = make_decoder("rtdetr", 2, 64, 64)(output, 0.5)
+    assert len(candidates.scores) == 1
+    assert candidates.class_scores is None
+
+
+IDENTITY = LetterboxTransform(1.0, 1.0, 0.0, 0.0, 100, 100)
+
+
+def _candidates(class_scores: npt.NDArray[np.float32] | None) -> Candidates:
+    """Three boxes: box 1 overlaps box 0 (same class, lower score), box 2 stands alone."""
+    return Candidates(
+        xyxy=np.array([[0, 0, 10, 10], [0, 0, 10, 11], [50, 50, 60, 60]], np.float32),
+        scores=np.array([0.8, 0.7, 0.9], np.float32),
+        class_ids=np.array([0, 0, 1], np.int64),
+        class_scores=class_scores,
+    )
+
+
+@pytest.mark.parametrize(
+    ("needs_nms", "expected_rows"),
+    [(True, [2, 0]), (False, [2, 0, 1])],
+    ids=["nms-drops-the-overlap", "nms-free-sorts-by-score"],
+)
+def test_finalize_keeps_the_class_score_rows_of_the_kept_boxes(
+    needs_nms: bool, expected_rows: list[int]
+) -> None:
+    rows = np.array([[0.8, 0.1], [0.7, 0.3], [0.2, 0.9]], np.float32)
+    (found,) = finalize([_candidates(rows)], [IDENTITY], ("a", "b"), DetectorSettings(), needs_nms)
+    assert found.class_scores is not None
+    np.testing.assert_array_equal(found.class_scores, rows[expected_rows])
+    np.testing.assert_array_equal(found.scores, _candidates(None).scores[expected_rows])
+
+
+def test_finalize_without_class_scores_gives_none() -> None:
+    (found,) = finalize([_candidates(None)], [IDENTITY], ("a", "b"), DetectorSettings(), True)
+    assert len(found) == 2
+    assert found.class_scores is None

@@ -292,6 +292,7 @@ def _add_scores(
             mirrored.scores,
             mirrored.class_ids,
             detector.class_names,
+            class_scores=mirrored.class_scores,
         )
         columns["localization"].append(uncertainty.localization_instability(detections, unflipped))
     if challenger is not None:

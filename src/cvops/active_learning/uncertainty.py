@@ -1,17 +1,22 @@
 """Per-frame uncertainty of a detector: classification doubt, box instability, model disagreement.
 
-Class scores: the detectors of cvops keep only each box's top class score after NMS (the
-decoders see all class scores, but carrying them through NMS would touch the serving path). So
-each box is scored as a two-way choice, object of its class (``p``) against not (``1 - p``), and
-the three classic measures are taken over that pair. Per box they are monotone in
-``|p - 0.5|``; they differ in how a frame's boxes are pooled, following Brust et al.,
-"Active Learning for Deep Object Detection" (2018), which compares max, mean and sum pooling:
+Classification doubt is read from each box's class scores ``s_1..s_C`` (``Detections.class_scores``,
+as the detector's head gives them). They are independent sigmoids, not a distribution, so each box
+gets one: ``q = normalize([s_1, ..., s_C, 1 - max_c s_c])``, the class scores plus a background
+share of one minus the top score, divided by their sum. A box without class scores (RT-DETR, or a
+record not made by a detector) falls back to its top score ``p``: ``q = [p, 1 - p]``, object of its
+class against not, which is also what the first form gives for a single class. With ``K = len(q)``,
+the three classic measures are taken per box and pooled over the frame's boxes by max, mean and
+sum, the three poolings compared by Brust et al., "Active Learning for Deep Object Detection" (2018):
 
-- least confidence: ``1 - max(p, 1 - p)`` of the single most doubtful box (max), scaled to 0..1;
-- margin: ``1 - |p - (1 - p)|`` averaged over the frame's boxes (mean);
-- entropy: binary entropy in bits summed over the boxes (sum: crowded doubtful frames win).
+- least confidence: ``(1 - max q) * K / (K - 1)`` of the single most doubtful box (max), in 0..1;
+- margin: ``1 - (q_(1) - q_(2))``, one minus the gap between the two largest shares, averaged
+  over the frame's boxes (mean), in 0..1;
+- entropy: the Shannon entropy of ``q`` in bits, summed over the boxes (sum: crowded doubtful
+  frames win).
 
-A frame without any box scores 0 on all three (the detector sees nothing to doubt).
+So a box torn between two classes counts as more doubtful than one with the same top score and
+one clear class. A frame without any box scores 0 on all three (the detector sees nothing to doubt).
 """
 
 from __future__ import annotations
@@ -24,29 +29,47 @@ from cvops.metrics.agreement import match_detections
 
 FloatArray = npt.NDArray[np.float32]
 
+_EPSILON = 1e-12
+
 
 def least_confidence(detections: Detections) -> float:
-    """Return 0..1: how close the frame's most doubtful box is to a coin flip."""
+    """Return 0..1: how close the frame's most doubtful box is to a uniform guess over its shares."""
     if not len(detections):
         return 0.0
-    p = detections.scores.astype(np.float64)
-    return float(np.max(2.0 * (1.0 - np.maximum(p, 1.0 - p))))
+    q = _class_distributions(detections)
+    k = q.shape[1]
+    return float(np.max((1.0 - q.max(axis=1)) * k / (k - 1)))
 
 
 def margin(detections: Detections) -> float:
-    """Return 0..1: one minus the mean gap between object and not-object over the frame's boxes."""
+    """Return 0..1: one minus the mean gap between each box's two largest shares."""
     if not len(detections):
         return 0.0
-    p = detections.scores.astype(np.float64)
-    return float(np.mean(1.0 - np.abs(2.0 * p - 1.0)))
+    top_two = np.sort(_class_distributions(detections), axis=1)[:, -2:]
+    return float(np.mean(1.0 - (top_two[:, 1] - top_two[:, 0])))
 
 
 def entropy(detections: Detections) -> float:
-    """Return the summed binary entropy of the frame's boxes, in bits (0..number of boxes)."""
+    """Return the summed Shannon entropy of the frame's boxes, in bits (0 log 0 counts as 0)."""
     if not len(detections):
         return 0.0
-    p = np.clip(detections.scores.astype(np.float64), 1e-7, 1.0 - 1e-7)
-    return float(np.sum(-(p * np.log2(p) + (1.0 - p) * np.log2(1.0 - p))))
+    q = _class_distributions(detections)
+    return float(-np.sum(q * np.log2(np.maximum(q, _EPSILON))))
+
+
+def _class_distributions(detections: Detections) -> npt.NDArray[np.float64]:
+    """Return each box's ``q`` (see the module docstring), float64.
+
+    The shape is (N, C + 1) with class scores, (N, 2) without.
+    """
+    if detections.class_scores is None:
+        p = detections.scores.astype(np.float64)
+        return np.stack([p, 1.0 - p], axis=1)
+    scores = detections.class_scores.astype(np.float64)
+    shares = np.concatenate([scores, 1.0 - scores.max(axis=1, keepdims=True)], axis=1)
+    # The sum is >= 1 for scores in [0, 1]; the guard only keeps a bad input from dividing by 0.
+    q: npt.NDArray[np.float64] = shares / np.maximum(shares.sum(axis=1, keepdims=True), _EPSILON)
+    return q
 
 
 def flip_boxes_horizontal(xyxy: FloatArray, width: int) -> FloatArray:

@@ -26,11 +26,14 @@ class Candidates:
         xyxy: Boxes, shape (K, 4), float32.
         scores: Best class score of each box, shape (K,), float32.
         class_ids: Best class of each box, shape (K,), int64.
+        class_scores: Every class's score of each box as the head gives it, shape (K, C), float32;
+            None when the export keeps only one class per box (RT-DETR).
     """
 
     xyxy: FloatArray
     scores: FloatArray
     class_ids: IntArray
+    class_scores: FloatArray | None = None
 
 
 class Decoder(Protocol):
@@ -46,15 +49,19 @@ class Decoder(Protocol):
         ...
 
 
-def _best_class(class_scores: FloatArray, score_threshold: float) -> tuple[IntArray, FloatArray, IntArray]:
-    """Pick each anchor's best class; return kept anchor indices, their scores and classes.
+def _best_class(
+    class_scores: FloatArray, score_threshold: float
+) -> tuple[IntArray, FloatArray, IntArray, FloatArray]:
+    """Pick each anchor's best class; return kept anchor indices, their scores, classes and class scores.
 
-    ``class_scores`` has shape (C, A): classes first so the max runs over contiguous rows.
+    ``class_scores`` has shape (C, A): classes first so the max runs over contiguous rows. Only
+    the kept anchors are sliced (the serving path); their class scores come back as (K, C) float32.
     """
     best = class_scores.max(axis=0)
     kept = np.flatnonzero(best > score_threshold)
-    class_ids = class_scores[:, kept].argmax(axis=0).astype(np.int64)
-    return kept, best[kept].astype(np.float32), class_ids
+    kept_scores = class_scores[:, kept]
+    class_ids = kept_scores.argmax(axis=0).astype(np.int64)
+    return kept, best[kept].astype(np.float32), class_ids, kept_scores.T.astype(np.float32, copy=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +76,9 @@ class UltralyticsYoloDecoder:
         _check_shape(output, 1, 4 + self.num_classes, "yolov8/yolo11 (B, 4+C, A)")
         result = []
         for image_output in output:
-            kept, scores, class_ids = _best_class(image_output[4:], score_threshold)
+            kept, scores, class_ids, class_scores = _best_class(image_output[4:], score_threshold)
             boxes = cxcywh_to_xyxy(np.ascontiguousarray(image_output[:4, kept].T))
-            result.append(Candidates(boxes, scores, class_ids))
+            result.append(Candidates(boxes, scores, class_ids, class_scores))
         return result
 
 
@@ -80,7 +87,8 @@ class RtDetrDecoder:
     """RT-DETR export (Ultralytics 8.4): (B, Q, 6) top-Q queries, already one class each.
 
     Each row is ``cx, cy, w, h`` normalized to 0..1, then score, then class index (as float).
-    The queries do not overlap by construction, so no NMS is needed.
+    The queries do not overlap by construction, so no NMS is needed. The export already reduced
+    each query to one class, so the candidates carry no per-class scores.
     """
 
     num_classes: int
@@ -110,7 +118,8 @@ class YoloxDecoder:
     """YOLOX export without in-graph decode: (B, A, 5 + C) with raw box offsets.
 
     Boxes are ``(xy + grid) * stride`` and ``exp(wh) * stride`` over strides 8, 16, 32;
-    the score is objectness times the class score (both already through a sigmoid).
+    the score is objectness times the class score (both already through a sigmoid), and each
+    box's class scores are that same product for every class.
     """
 
     needs_nms = True
@@ -138,13 +147,13 @@ class YoloxDecoder:
         result = []
         for image_output in output:
             class_scores = (image_output[:, 5:] * image_output[:, 4:5]).T
-            kept, scores, class_ids = _best_class(class_scores, score_threshold)
+            kept, scores, class_ids, kept_class_scores = _best_class(class_scores, score_threshold)
             raw = image_output[kept]
             stride = self._stride[kept]
             centers = (raw[:, :2] + self._grid[kept]) * stride
             sizes = np.exp(raw[:, 2:4]) * stride
             boxes = cxcywh_to_xyxy(np.concatenate([centers, sizes], axis=1).astype(np.float32))
-            result.append(Candidates(boxes, scores, class_ids))
+            result.append(Candidates(boxes, scores, class_ids, kept_class_scores))
         return result
 
 

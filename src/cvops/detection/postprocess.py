@@ -20,6 +20,8 @@ def finalize(
 ) -> list[Detections]:
     """Apply class-aware NMS (when the family needs it), cap at ``max_det``, map boxes back.
 
+    Each kept box keeps its row of the candidates' class scores (when the decoder gives them).
+
     Args:
         candidates: Decoded boxes per image, in model-input pixels.
         transforms: The resize of each image, to invert.
@@ -45,6 +47,7 @@ def finalize(
                 candidate.scores[keep],
                 candidate.class_ids[keep],
                 vocabulary,
+                class_scores=None if candidate.class_scores is None else candidate.class_scores[keep],
             )
         )
     return results

@@ -28,6 +28,9 @@ class Detections:
         global_ids: Optional cross-camera identity of each box, shape (N,), int64 (-1 when unknown).
         velocities_xy: Optional velocity of each box's center, shape (N, 2), float32, pixels per frame.
         forecasts_xyxy: Optional predicted box some frames ahead, shape (N, 4), float32, pixels.
+        class_scores: Optional score of every class for each box as the detector's head gives it,
+            shape (N, C), float32 in [0, 1] (C >= 1, the model's classes); None when the model
+            reports only the top class (RT-DETR) or the record was not made by a detector.
     """
 
     xyxy: FloatArray
@@ -39,6 +42,7 @@ class Detections:
     global_ids: IntArray | None = None
     velocities_xy: FloatArray | None = None
     forecasts_xyxy: FloatArray | None = None
+    class_scores: FloatArray | None = None
 
     def __post_init__(self) -> None:
         """Check shapes, dtypes and ranges so a bad record never travels further."""
@@ -59,6 +63,8 @@ class Detections:
             value = getattr(self, name)
             if value is not None:
                 _check_array(name, value, np.float32, 2, n)
+        if self.class_scores is not None:
+            _check_class_scores(self.class_scores, n)
         if n == 0:
             return
         if not np.isfinite(self.xyxy).all():
@@ -89,6 +95,8 @@ class Detections:
         scores: npt.ArrayLike,
         class_ids: npt.ArrayLike,
         vocabulary: tuple[str, ...],
+        *,
+        class_scores: npt.ArrayLike | None = None,
     ) -> Detections:
         """Build a record from loose arrays, naming each box from ``vocabulary``.
 
@@ -97,9 +105,12 @@ class Detections:
             scores: Scores, shape (N,); converted to float32.
             class_ids: Class indices into ``vocabulary``, shape (N,).
             vocabulary: The model's class names, indexed by class id.
+            class_scores: Optional score of every class for each box, shape (N, C); converted
+                to float32.
 
         Raises:
-            InvalidDetectionsError: When a class id is outside the vocabulary.
+            InvalidDetectionsError: When a class id is outside the vocabulary, or an array has
+                the wrong shape or range.
         """
         ids = np.asarray(class_ids, dtype=np.int64).reshape(-1)
         if ids.size and (ids.min() < 0 or ids.max() >= len(vocabulary)):
@@ -111,6 +122,7 @@ class Detections:
             scores=np.asarray(scores, dtype=np.float32).reshape(-1),
             class_ids=ids,
             class_names=tuple(vocabulary[i] for i in ids.tolist()),
+            class_scores=None if class_scores is None else np.asarray(class_scores, dtype=np.float32),
         )
 
     def __len__(self) -> int:
@@ -130,6 +142,7 @@ class Detections:
             global_ids=None if self.global_ids is None else self.global_ids[positions],
             velocities_xy=None if self.velocities_xy is None else self.velocities_xy[positions],
             forecasts_xyxy=None if self.forecasts_xyxy is None else self.forecasts_xyxy[positions],
+            class_scores=None if self.class_scores is None else self.class_scores[positions],
         )
 
     def with_track_ids(self, track_ids: IntArray) -> Detections:
@@ -154,6 +167,24 @@ class Detections:
     def with_embeddings(self, embeddings: FloatArray) -> Detections:
         """Return a copy carrying ``embeddings``, shape (N, D)."""
         return replace(self, embeddings=embeddings)
+
+
+def _check_class_scores(class_scores: FloatArray, n: int) -> None:
+    """Check ``class_scores`` is (n, C >= 1) float32 in [0, 1].
+
+    Raises:
+        InvalidDetectionsError: When its type, dtype, shape or range is wrong.
+    """
+    _check_array("class_scores", class_scores, np.float32, 2, n)
+    if class_scores.shape[1] < 1:
+        raise InvalidDetectionsError(
+            f"class_scores: expected shape (N, C) with C >= 1, got {class_scores.shape}"
+        )
+    # Both comparisons are False for NaN, so this also rejects NaN.
+    if not ((class_scores >= 0.0) & (class_scores <= 1.0)).all():
+        raise InvalidDetectionsError(
+            f"class_scores: expected values in [0, 1], got [{class_scores.min()}, {class_scores.max()}]"
+        )
 
 
 def _check_array(
