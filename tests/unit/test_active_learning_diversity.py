@@ -1,4 +1,4 @@
-"""Frame descriptors and greedy diverse picking (k-center greedy and its weighted form)."""
+"""Frame descriptors and greedy diverse picking (k-center greedy)."""
 
 from __future__ import annotations
 
@@ -39,13 +39,11 @@ def test_kcenter_greedy_without_labels_starts_at_a_seeded_frame() -> None:
     assert distances == [float("inf")]
 
 
-def test_weights_trade_uncertainty_against_distance() -> None:
-    # Frame 1 is the most doubtful; frame 2 sits next to it; frame 4 is far and fairly doubtful.
-    weights = np.array([0.0, 1.0, 0.9, 0.0, 0.5, 0.0])
-    picked, _ = greedy_pick(POINTS, 3, weights=weights)
-    assert picked[0] == 1
-    assert picked[1] == 4  # 0.5 * 5.0 beats 0.9 * 0.1
-    assert set(picked) == {1, 2, 4}
+def test_kcenter_greedy_without_labels_starts_where_asked() -> None:
+    picked, distances = greedy_pick(POINTS, 3, start=4)
+    assert picked == [4, 0, 5]  # the far cluster's frame, then the other end, then the outlier
+    assert distances[0] == float("inf")
+    assert distances[1:] == pytest.approx([5.1, 3.9], abs=1e-5)
 
 
 def test_budget_larger_than_pool_picks_every_frame_once() -> None:
@@ -54,13 +52,13 @@ def test_budget_larger_than_pool_picks_every_frame_once() -> None:
 
 
 @pytest.mark.parametrize(
-    ("budget", "weights", "message"),
-    [(0, None, "budget"), (2, np.array([1.0]), "weights"), (2, -np.ones(len(POINTS)), "weights")],
-    ids=["zero-budget", "wrong-length", "negative"],
+    ("budget", "start", "message"),
+    [(0, None, "budget"), (2, len(POINTS), "start"), (2, -1, "start")],
+    ids=["zero-budget", "start-past-the-end", "negative-start"],
 )
-def test_greedy_pick_rejects_bad_arguments(budget: int, weights: np.ndarray | None, message: str) -> None:
+def test_greedy_pick_rejects_bad_arguments(budget: int, start: int | None, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
-        greedy_pick(POINTS, budget, weights=weights)
+        greedy_pick(POINTS, budget, start=start)
 
 
 def test_descriptor_rejects_an_empty_image() -> None:

@@ -80,12 +80,29 @@ def test_combined_starts_with_the_most_uncertain_then_spreads_out() -> None:
         phashes=SCORES.phashes,
     )
     picks = rank_frames(scores, "combined", 3, NO_LABELS, seed=0)
-    # After frame 2: gains 0.25 * 2.0 (frame 0) > 0.375 * 1.0 (frame 3) > 0.625 * 0.05 (frame 1).
+    # After frame 2, k-center among all four (the shortlist is 4 x budget): frame 0 (2.0 away),
+    # then frame 3 (1.0 away) before frame 1 (0.05 away).
     assert [p.index for p in picks] == [2, 0, 3]
     assert picks[0].priority == pytest.approx(0.75)
     assert "combined uncertainty 0.75" in picks[0].reason
     assert "first pick" in picks[0].reason
     assert "distance 2.00" in picks[1].reason
+
+
+def test_combined_spreads_over_the_most_uncertain_frames_only() -> None:
+    # Ten frames, uncertainty falling with the index; frames 0-7 sit in one tight run (copies of
+    # one busy scene), frames 8 and 9 are far away but the least uncertain. Budget 2: the
+    # shortlist holds the 8 most uncertain, so the second pick is the far end of the run.
+    n = 10
+    scores = FrameScores(
+        values={"entropy": np.linspace(1.0, 0.1, n)},
+        descriptors=np.array([[0.01 * i] for i in range(8)] + [[5.0], [9.0]], np.float32),
+        dhashes=np.zeros(n, np.uint64),
+        phashes=np.zeros(n, np.uint64),
+    )
+    picks = rank_frames(scores, "combined", 2, NO_LABELS, seed=0)
+    assert [p.index for p in picks] == [0, 7]
+    assert "among the 8 most uncertain" in picks[1].reason
 
 
 def test_coreset_counts_labeled_frames_as_chosen() -> None:

@@ -72,22 +72,20 @@ def greedy_pick(
     descriptors: FloatArray,
     budget: int,
     labeled: FloatArray | None = None,
-    weights: npt.NDArray[np.float64] | None = None,
     seed: int = 0,
+    start: int | None = None,
 ) -> tuple[list[int], list[float]]:
     """Pick up to ``budget`` frames, each time the one farthest from everything chosen so far.
 
-    Without ``weights`` this is k-center greedy (Sener and Savarese, "Active Learning for
-    Convolutional Neural Networks: A Core-Set Approach", 2018). With ``weights`` (e.g. an
-    uncertainty in 0..1) each step maximizes ``weight * distance``: doubtful frames first,
-    but not ten copies of the same doubtful scene.
+    This is k-center greedy (Sener and Savarese, "Active Learning for Convolutional Neural
+    Networks: A Core-Set Approach", 2018).
 
     Args:
         descriptors: Pool descriptors, shape (N, D).
         budget: Frames to pick, >= 1 (fewer when the pool is smaller).
         labeled: Descriptors of frames already labeled, shape (M, D): they count as chosen.
-        weights: Optional weight of each pool frame, shape (N,), >= 0.
-        seed: Picks the first frame when nothing is labeled and no weights are given.
+        seed: Picks the first frame when nothing is labeled and no ``start`` is given.
+        start: Index of the first pick when nothing is labeled (default: a seeded random one).
 
     Returns:
         The picked pool indices in pick order, and each one's distance to the nearest frame
@@ -96,8 +94,8 @@ def greedy_pick(
     if budget < 1:
         raise InvalidInputError(f"budget: expected >= 1, got {budget}")
     n = len(descriptors)
-    if weights is not None and (weights.shape != (n,) or (weights < 0).any()):
-        raise InvalidInputError(f"weights: expected shape ({n},) with values >= 0, got {weights.shape}")
+    if start is not None and not 0 <= start < n:
+        raise InvalidInputError(f"start: expected an index in [0, {n}), got {start}")
     points = descriptors.astype(np.float64)
     nearest = _nearest_distances(descriptors, labeled if labeled is not None else descriptors[:0])
     picked: list[int] = []
@@ -105,14 +103,10 @@ def greedy_pick(
     available = np.ones(n, bool)
     for _ in range(min(budget, n)):
         if np.isinf(nearest).all():
-            # Nothing chosen yet: start at the heaviest frame, or a seeded random one.
-            index = (
-                int(np.argmax(weights))
-                if weights is not None
-                else int(np.random.default_rng(seed).integers(n))
-            )
+            # Nothing chosen yet: start where asked, or at a seeded random frame.
+            index = start if start is not None else int(np.random.default_rng(seed).integers(n))
         else:
-            gain = np.where(available, nearest if weights is None else weights * nearest, -1.0)
+            gain = np.where(available, nearest, -1.0)
             index = int(np.argmax(gain))
         picked.append(index)
         distances.append(float(nearest[index]))

@@ -23,6 +23,8 @@ SCORE_OF_STRATEGY: dict[str, ScoreName] = {
 }
 # What ``combined`` averages (as percentile ranks), where computed.
 COMBINED_SCORES: tuple[ScoreName, ...] = ("entropy", "localization", "disagreement")
+# ``combined`` spreads its picks over this many times the budget of the most uncertain frames.
+SHORTLIST_FACTOR = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +129,11 @@ def rank_frames(
     - single scores: highest score first.
     - ``coreset``: k-center greedy over frame descriptors, labeled frames counting as chosen.
     - ``combined``: the mean percentile rank of entropy, localization instability and (with a
-      challenger) disagreement, then greedy picks maximizing that times the descriptor distance
-      to the nearest labeled or chosen frame.
+      challenger) disagreement; the ``SHORTLIST_FACTOR x budget`` most uncertain frames are
+      shortlisted, then k-center greedy picks among them, starting from the most uncertain
+      when nothing is labeled (Zhdanov, "Diverse mini-batch Active Learning", 2019, does the
+      same with k-means). Uncertain frames come in runs (consecutive frames of one busy scene),
+      so ranking by uncertainty alone would spend the budget on copies of one scene.
     """
     if budget < 1:
         raise InvalidInputError(f"budget: expected >= 1 frames, got {budget}")
@@ -136,28 +141,30 @@ def rank_frames(
     if strategy == "random":
         draw = np.random.default_rng(seed).permutation(pool)[:budget]
         return [Pick(int(i), 0.0, None, f"random draw (seed {seed})") for i in draw]
-    if strategy in ("coreset", "combined"):
-        weights = None
-        names: tuple[ScoreName, ...] = ()
-        if strategy == "combined":
-            combined, names = combined_uncertainty(scores)
-            weights = combined[pool]
-        picked, distances = greedy_pick(
-            scores.descriptors[pool], budget, labeled_descriptors, weights=weights, seed=seed
-        )
+    if strategy == "coreset":
+        picked, distances = greedy_pick(scores.descriptors[pool], budget, labeled_descriptors, seed=seed)
+        return [
+            Pick(
+                int(pool[position]),
+                distance if np.isfinite(distance) else 0.0,
+                distance,
+                f"farthest from the labeled and already chosen frames; {_distance_text(distance)}",
+            )
+            for position, distance in zip(picked, distances, strict=True)
+        ]
+    if strategy == "combined":
+        combined, names = combined_uncertainty(scores)
+        shortlist = pool[np.argsort(-combined[pool], kind="stable")][: SHORTLIST_FACTOR * budget]
+        picked, distances = greedy_pick(scores.descriptors[shortlist], budget, labeled_descriptors, start=0)
         picks = []
         for position, distance in zip(picked, distances, strict=True):
-            index = int(pool[position])
-            if weights is None:
-                reason = f"farthest from the labeled and already chosen frames; {_distance_text(distance)}"
-                picks.append(Pick(index, distance if np.isfinite(distance) else 0.0, distance, reason))
-            else:
-                parts = ", ".join(f"{_label(n)} {scores.values[n][index]:.3g}" for n in names)
-                reason = (
-                    f"combined uncertainty {float(weights[position]):.2f} (mean percentile of {parts}); "
-                    f"{_distance_text(distance)}"
-                )
-                picks.append(Pick(index, float(weights[position]), distance, reason))
+            index = int(shortlist[position])
+            parts = ", ".join(f"{_label(n)} {scores.values[n][index]:.3g}" for n in names)
+            reason = (
+                f"combined uncertainty {float(combined[index]):.2f} (mean percentile of {parts}), "
+                f"among the {len(shortlist)} most uncertain; {_distance_text(distance)}"
+            )
+            picks.append(Pick(index, float(combined[index]), distance, reason))
         return picks
     name = _score_name(scores, strategy)
     values = scores.values[name]
