@@ -135,11 +135,11 @@ def _exercise_lifecycle(registry: ModelRegistry, package: Path, tmp_path: Path) 
         registry.rollback(name, "carol", "again")
 
     package_dir = registry.resolve(f"models:/{name}@champion", tmp_path / "cache")
-    assert package_dir == tmp_path / "cache" / name / "1"
+    assert package_dir == tmp_path / "cache" / name / f"1-{registry.show(name, 1).run_id}"
     detector = load_detector(package_dir)
     (found,) = detector.detect([read_image(fixture_path("images/bus.jpg"))])
     assert "bus" in {detector.class_names[i] for i in found.class_ids.tolist()}
-    assert registry.resolve(f"models:/{name}/2", tmp_path / "cache").name == "2"
+    assert registry.resolve(f"models:/{name}/2", tmp_path / "cache").name.startswith("2-")
     variant = registry.download(name, 1, tmp_path / "variant", variant="copy")
     assert (variant / "model.onnx").stat().st_size == (package / "model.onnx").stat().st_size
 
@@ -153,6 +153,20 @@ def _exercise_lifecycle(registry: ModelRegistry, package: Path, tmp_path: Path) 
     assert card.artifact_uri.endswith("/model_card")
     stored = registry.show(name, 1)
     assert stored.run_id in card.artifact_uri
+
+
+def test_two_registries_sharing_a_state_folder_resolve_their_own_packages(
+    yolox_package: Path, tmp_path: Path
+) -> None:
+    # A stale cache keyed by NAME/VERSION alone once served the other registry's version 1.
+    resolved = []
+    for registry_name in ("first", "second"):
+        uri = f"sqlite:///{tmp_path / f'{registry_name}.db'}"
+        registry = ModelRegistry(uri, state_dir=tmp_path / "state")
+        registry.register(yolox_package, "det")
+        resolved.append(registry.resolve("models:/det/1"))
+    assert resolved[0] != resolved[1]
+    assert all((path / "model.json").is_file() for path in resolved)
 
 
 def test_lifecycle_on_embedded_default(

@@ -386,12 +386,14 @@ def test_serves_a_registry_alias_and_follows_a_promotion_on_reload(
     cache = tmp_path / "state" / "registry-cache" / "det"
     try:
         assert served.v1(body).status_code == 200
-        assert (cache / str(first.version) / "model.json").is_file()
+        assert (cache / f"{first.version}-{first.run_id}" / "model.json").is_file()
         second = registry.register(yolox_package, "det")
         registry.promote("det", second.version, who="test", why="better")
         process.send_signal(signal.SIGHUP)
         _wait_for_metric(served, 'cvops_model_reloads_total{result="loaded"}')
-        assert (cache / str(second.version) / "model.json").is_file(), "the reload fetched the new champion"
+        assert (cache / f"{second.version}-{second.run_id}" / "model.json").is_file(), (
+            "the reload fetched the new champion"
+        )
         assert served.v1(body).status_code == 200
     finally:
         process.terminate()

@@ -693,11 +693,16 @@ class ModelRegistry:
         """Return a local package folder for ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``.
 
         The alias is resolved on every call; the package of a version (immutable) is downloaded
-        once into ``cache_dir/NAME/VERSION`` (default ``state_dir/registry-cache``).
+        once into ``cache_dir/NAME/VERSION-RUN_ID`` (default ``state_dir/registry-cache``): the
+        run id keeps two registries' ``NAME/VERSION`` sharing one state folder apart.
         """
         ref = ModelRef.parse(uri)
         record = self._record(self._model_version(ref))
-        folder = (cache_dir or self.state_dir / "registry-cache") / record.name / str(record.version)
+        folder = (
+            (cache_dir or self.state_dir / "registry-cache")
+            / record.name
+            / f"{record.version}-{record.run_id}"
+        )
         if (folder / "model.json").is_file():
             read_model_package(folder)
             return folder
