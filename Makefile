@@ -95,7 +95,7 @@ bench: setup
 # Active learning vs random selection: 4 labeling rounds of 32 frames, yolov8n fine-tuned each round
 # (~8 min per seed on a lightly loaded 2-core machine).
 bench-al: setup
-	$(PY) benchmarks/active_learning.py --out benchmarks/results/active_learning.json
+	$(PY) benchmarks/active_learning.py --seeds 0 1 2 3 4 --out benchmarks/results/active_learning.json
 
 # Square 640 input, then 640x288: the same model exported for this camera's aspect ratio.
 bench-serving: setup

@@ -1,16 +1,17 @@
 """Active learning vs random selection: mAP after each labeling round, same budget for both.
 
-Pool (ground truth known, labels revealed only when a frame is "labeled"): synthetic scenes of
-``cvops.data.synthetic.generate_scenes`` (circles, squares, triangles), plus near-duplicate
-copies of some of them (the same scene with sensor noise and a small brightness change, as
-consecutive video frames are), plus the 8 real coco8 photos, resized to the same size, whose
-ground truth for this vocabulary is empty (they hold no shapes: real background frames).
-Test split: a fixed set of synthetic scenes never in the pool.
+The pool (ground truth known, labels revealed only when a frame is "labeled") is built by
+``al_pool.py``: ``--pool camera`` (the default: clips of consecutive frames from a few fixed
+cameras, empty clips, imbalanced classes, as a deployment records them) or ``--pool scenes``
+(independent random scenes plus near-duplicate copies). Both add the 8 real coco8 photos as
+background frames; each has its own held-out test set of the same kind.
 
-Per seed: an initial random set is labeled and yolov8n (from ``yolov8n.yaml``, no weights) is
-trained on it with ``cvops.training.ultralytics_train.train_ultralytics``; both strategies start
-from that model. Each round then adds ``--budget`` frames chosen by the strategy, fine-tunes
-the previous round's weights on all labels so far (a fixed number of image passes, so each round
+Per seed: an initial random set is labeled and the starting model (``pretrain_base``: yolov8n
+from ``yolov8n.yaml``, pretrained once here on circles and squares, as a public detector would
+come to a site; ``--base-images 0`` starts from no weights) is fine-tuned on it with
+``cvops.training.ultralytics_train.train_ultralytics``; both strategies start from that model.
+Each round then adds ``--budget`` frames chosen by the strategy, fine-tunes the previous round's
+weights on all labels so far (a fixed number of image passes, so each round
 costs the same), exports the ONNX package (``export_onnx``) and scores it on the test split with
 ``cvops.evaluation.model_eval.evaluate_model`` (COCOeval mAP50-95 and mAP50). Strategies:
 ``random`` (a uniform draw from the unlabeled pool, no de-duplication: what labeling without a
@@ -39,14 +40,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-from detector_latency import FIXTURES_DIR, REPO_ROOT, STATE_DIR, cpu_seconds, environment
+from al_pool import POOLS, Frame, build_pool, describe_labeled, link_frames, write_base_dataset, write_dataset
+from detector_latency import REPO_ROOT, STATE_DIR, cpu_seconds, environment
 from rich.console import Console
 from rich.table import Table
 
 from cvops.active_learning.selection import select_frames
-from cvops.data.synthetic import SHAPE_NAMES, generate_scenes
 from cvops.offline import configure_offline
 
 GOALS = {"at_or_above_random_every_round": True, "label_share_to_reach_random_final_max": 0.70}
@@ -56,15 +56,25 @@ STRATEGIES = ("random", "combined")
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of init, picks, training")
-    parser.add_argument("--pool-scenes", type=int, default=300, help="distinct synthetic scenes in the pool")
-    parser.add_argument("--duplicate-share", type=float, default=0.25, help="near-duplicates per scene")
-    parser.add_argument("--test-scenes", type=int, default=100, help="held-out synthetic test scenes")
+    parser.add_argument("--pool", choices=POOLS, default="camera", help="kind of pool (see al_pool.py)")
+    parser.add_argument(
+        "--pool-size", type=int, default=100, help="camera clips or distinct scenes in the pool"
+    )
+    parser.add_argument("--clip-frames", type=int, default=4, help="consecutive frames of each camera clip")
+    parser.add_argument("--test-size", type=int, default=150, help="held-out test frames")
     parser.add_argument("--imgsz", type=int, default=128, help="scene and training size (multiple of 32)")
     parser.add_argument("--initial", type=int, default=32, help="randomly labeled frames before round 1")
     parser.add_argument("--budget", type=int, default=32, help="frames labeled per round")
     parser.add_argument("--rounds", type=int, default=4, help="labeling rounds after the initial set")
-    parser.add_argument("--initial-passes", type=int, default=2400, help="image passes of the first training")
-    parser.add_argument("--round-passes", type=int, default=960, help="image passes of each fine-tuning")
+    parser.add_argument(
+        "--base-images",
+        type=int,
+        default=400,
+        help="pretraining images of the starting model (circles and squares); 0: start from yolov8n.yaml",
+    )
+    parser.add_argument("--base-passes", type=int, default=12000, help="image passes of the pretraining")
+    parser.add_argument("--initial-passes", type=int, default=1600, help="image passes of the first training")
+    parser.add_argument("--round-passes", type=int, default=1600, help="image passes of each fine-tuning")
     parser.add_argument("--batch", type=int, default=16, help="training batch")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp folder)")
     parser.add_argument(
@@ -76,77 +86,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/active_learning.json"))
     return parser.parse_args(argv)
-
-
-# --------------------------------------------------------------------------------------- pool
-
-
-def build_pool(root: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Write the pool's images and hidden labels; return stem -> {image, label, kind, twin}."""
-    scenes = generate_scenes(
-        root / "scenes",
-        train_count=args.pool_scenes,
-        val_count=args.test_scenes,
-        image_size=args.imgsz,
-        seed=1000,
-    )
-    pool_dir = root / "pool"
-    pool_dir.mkdir(parents=True, exist_ok=True)
-    pool: dict[str, dict[str, Any]] = {}
-    for image in sorted((scenes.root / "images" / "train").glob("*.png")):
-        label = (scenes.root / "labels" / "train" / f"{image.stem}.txt").read_text()
-        target = pool_dir / image.name
-        shutil.copyfile(image, target)
-        pool[image.stem] = {"image": target, "label": label, "kind": "scene", "twin": None}
-    rng = np.random.default_rng(1000)
-    originals = sorted(pool)
-    for i, stem in enumerate(
-        rng.choice(originals, int(args.duplicate_share * len(originals)), replace=False)
-    ):
-        pixels = cv2.imread(str(pool[str(stem)]["image"]))
-        noise = rng.normal(0.0, 3.0, pixels.shape) + rng.uniform(-6.0, 6.0)
-        copy = np.clip(pixels.astype(np.float64) + noise, 0, 255).astype(np.uint8)
-        target = pool_dir / f"dup_{i:05d}.png"
-        cv2.imwrite(str(target), copy)
-        pool[target.stem] = {
-            "image": target,
-            "label": pool[str(stem)]["label"],
-            "kind": "duplicate",
-            "twin": stem,
-        }
-    for photo in sorted((FIXTURES_DIR / "coco8" / "images").glob("*/*.jpg")):
-        pixels = cv2.resize(cv2.imread(str(photo)), (args.imgsz, args.imgsz), interpolation=cv2.INTER_AREA)
-        target = pool_dir / f"coco8_{photo.stem}.png"
-        cv2.imwrite(str(target), pixels)
-        pool[target.stem] = {"image": target, "label": "", "kind": "coco8", "twin": None}
-    return pool
-
-
-def write_dataset(folder: Path, stems: Sequence[str], pool: dict[str, dict[str, Any]]) -> Path:
-    """Reveal the labels of ``stems``: a YOLO dataset of exactly those frames."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    (folder / "images" / "train").mkdir(parents=True)
-    (folder / "labels" / "train").mkdir(parents=True)
-    for stem in stems:
-        shutil.copyfile(pool[stem]["image"], folder / "images" / "train" / f"{stem}.png")
-        (folder / "labels" / "train" / f"{stem}.txt").write_text(pool[stem]["label"])
-    names = "\n".join(f"  {i}: {n}" for i, n in enumerate(SHAPE_NAMES))
-    data_yaml = folder / "data.yaml"
-    data_yaml.write_text(
-        f"path: {folder.resolve()}\ntrain: images/train\nval: images/train\nnames:\n{names}\n"
-    )
-    return data_yaml
-
-
-def link_frames(folder: Path, stems: Sequence[str], pool: dict[str, dict[str, Any]]) -> Path:
-    """A folder of symbolic links to the given pool frames (what select_frames reads)."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    for stem in stems:
-        (folder / f"{stem}.png").symlink_to(pool[stem]["image"].resolve())
-    return folder
 
 
 # ---------------------------------------------------------------------------------- training
@@ -194,10 +133,40 @@ def train_and_score(
     }
 
 
+def pretrain_base(root: Path, args: argparse.Namespace) -> str:
+    """Return the starting weights: ``yolov8n.yaml``, or a model pretrained on circles and squares.
+
+    The pretrained weights are kept in ``.cache/al-bench/`` under their settings, so runs with
+    other seeds start from the same model without paying for it again.
+    """
+    from cvops.training.ultralytics_train import train_ultralytics
+
+    if args.base_images == 0:
+        return "yolov8n.yaml"
+    cached = REPO_ROOT / ".cache" / "al-bench" / f"base-{args.base_images}-{args.base_passes}-{args.imgsz}.pt"
+    if cached.is_file():
+        return str(cached)
+    data_yaml = write_base_dataset(root / "base" / "data", args.base_images, args.imgsz)
+    weights = train_ultralytics(
+        data_yaml,
+        "yolov8n.yaml",
+        root / "base" / "train",
+        epochs=max(1, math.ceil(args.base_passes / args.base_images)),
+        imgsz=args.imgsz,
+        batch=args.batch,
+        seed=0,
+        overrides={"optimizer": "AdamW", "lr0": 0.002},
+    )
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(weights, cached)
+    return str(cached)
+
+
 def run_seed(
     root: Path,
-    pool: dict[str, dict[str, Any]],
+    pool: dict[str, Frame],
     test_gt: Path,
+    base: str,
     seed: int,
     args: argparse.Namespace,
     console: Console,
@@ -208,7 +177,7 @@ def run_seed(
     seed_dir = root / f"seed{seed}"
     data_yaml = write_dataset(seed_dir / "round0" / "data", initial, pool)
     first = train_and_score(
-        seed_dir / "round0", data_yaml, "yolov8n.yaml", args.initial_passes, len(initial), test_gt, args, seed
+        seed_dir / "round0", data_yaml, base, args.initial_passes, len(initial), test_gt, args, seed
     )
     console.print(
         f"seed {seed} round 0: {len(initial)} labels, mAP50-95 {first['map50_95']:.3f} ({first['train_s']} s)"
@@ -255,15 +224,12 @@ def run_seed(
 def _row(
     round_index: int,
     labeled: list[str],
-    pool: dict[str, dict[str, Any]],
+    pool: dict[str, Frame],
     model: dict[str, Any],
     select_s: float,
     picks: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """One point of a curve, with what the round's picks were made of."""
-    labeled_set = set(labeled)
-    # A duplicate is wasted when its twin is labeled too (or a twin of the same scene already was).
-    scenes = [pool[s]["twin"] or s for s in labeled if pool[s]["kind"] != "coco8"]
+    """One point of a curve, with what the labeled set is made of."""
     return {
         "round": round_index,
         "labels": len(labeled),
@@ -272,10 +238,7 @@ def _row(
         "epochs": model["epochs"],
         "train_s": model["train_s"],
         "select_s": round(select_s, 1),
-        "picked_duplicates": sum(pool[s]["kind"] == "duplicate" for s in picks),
-        "picked_coco8": sum(pool[s]["kind"] == "coco8" for s in picks),
-        "labeled_distinct_scenes": len(set(scenes)),
-        "labeled_coco8": sum(pool[s]["kind"] == "coco8" for s in labeled_set),
+        **describe_labeled(labeled, picks, pool),
     }
 
 
@@ -322,10 +285,20 @@ def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
         ]
         for s in seeds
     ]
+    per_seed_share = []
+    for s in seeds:
+        seed_needed = labels_to_reach(s["curves"]["combined"], s["curves"]["random"][-1]["map50_95"])
+        per_seed_share.append(
+            None if seed_needed is None else round(seed_needed / random_curve[-1]["labels"], 3)
+        )
     return {
         "mean_curves": mean_curves,
         "combined_minus_random_map50_95_per_round": gaps,
         "combined_minus_random_map50_95_per_seed": per_seed_gaps,
+        "seeds_at_or_above_random_per_round": [
+            sum(g[r] >= 0.0 for g in per_seed_gaps) for r in range(rounds - 1)
+        ],
+        "label_share_to_reach_random_final_per_seed": per_seed_share,
         "random_final_map50_95": target,
         "combined_labels_to_reach_random_final": None if needed is None else round(needed, 1),
         "label_share_to_reach_random_final": share,
@@ -375,8 +348,8 @@ def plot(seeds: list[dict[str, Any]], summary: dict[str, Any], path: Path) -> No
 
 def check_included(included: list[dict[str, Any]], args: argparse.Namespace) -> None:
     """Refuse earlier runs whose settings differ, or whose seeds this run repeats."""
-    keys = ("pool_scenes", "duplicate_share", "test_scenes", "imgsz", "initial", "budget", "rounds")
-    keys += ("initial_passes", "round_passes", "batch")
+    keys = ("pool", "pool_size", "clip_frames", "test_size", "imgsz", "initial", "budget", "rounds")
+    keys += ("base_images", "base_passes", "initial_passes", "round_passes", "batch")
     for earlier in included:
         if any(earlier["settings"][k] != vars(args)[k] for k in keys):
             raise SystemExit(f"--include: settings differ from this run's ({', '.join(keys)})")
@@ -395,10 +368,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     busy_before, own_before = cpu_seconds()
     with tempfile.TemporaryDirectory(prefix="cvops-al-") as scratch:
         root = args.work or Path(scratch)
-        pool = build_pool(root, args)
-        test_gt = root / "scenes" / "annotations_coco_val.json"
-        console.print(f"pool: {len(pool)} frames, test: {args.test_scenes} scenes")
-        seeds = [run_seed(root, pool, test_gt, seed, args, console) for seed in args.seeds]
+        pool, test_gt = build_pool(root, args)
+        console.print(f"{args.pool} pool: {len(pool)} frames, test: {args.test_size} frames")
+        base = pretrain_base(root, args)
+        console.print(f"starting model: {base}")
+        seeds = [run_seed(root, pool, test_gt, base, seed, args, console) for seed in args.seeds]
     busy_after, own_after = cpu_seconds()
     seeds = [s for earlier in included for s in earlier["seeds"]] + seeds
     summary = summarize(seeds)
@@ -408,13 +382,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         **environment(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "pool": {
+            "kind": args.pool,
             "frames": len(pool),
-            "scenes": kinds.count("scene"),
-            "duplicates": kinds.count("duplicate"),
-            "coco8": kinds.count("coco8"),
+            **{kind: kinds.count(kind) for kind in sorted(set(kinds))},
+            "empty": sum(not p["label"].strip() for p in pool.values()),
         },
-        "test_scenes": args.test_scenes,
-        "model": "yolov8n.yaml (no pretrained weights), Ultralytics trainer, AdamW lr0 0.002, no warm-up",
+        "model": (
+            "yolov8n.yaml (no published weights; pretrained here on circles and squares unless "
+            "--base-images 0), Ultralytics trainer, AdamW lr0 0.002, no warm-up when fine-tuning"
+        ),
         "evaluation": "cvops.evaluation.model_eval.evaluate_model on the exported ONNX package (COCOeval)",
         "seeds": [{k: v for k, v in s.items()} for s in seeds],
         "summary": summary,

@@ -37,7 +37,7 @@ class SyntheticDataset:
     class_names: tuple[str, ...]
 
 
-def _background(rng: np.random.Generator, size: int) -> npt.NDArray[np.uint8]:
+def draw_background(rng: np.random.Generator, size: int) -> npt.NDArray[np.uint8]:
     """Low-frequency, low-saturation noise with grain: texture the model must learn to ignore."""
     coarse = rng.integers(40, 200, (rng.integers(3, 9), rng.integers(3, 9), 1), dtype=np.uint8)
     tint = rng.integers(-15, 16, (1, 1, 3), dtype=np.int16)
@@ -49,16 +49,27 @@ def _background(rng: np.random.Generator, size: int) -> npt.NDArray[np.uint8]:
 def _draw(
     image: npt.NDArray[np.uint8], rng: np.random.Generator, class_id: int
 ) -> tuple[float, float, float, float]:
-    """Draw one shape and return its box (x1, y1, x2, y2) in pixels."""
+    """Draw one shape of random size, place and color; return its box (x1, y1, x2, y2) in pixels."""
     size = image.shape[0]
     side = int(rng.integers(size // 8, size // 2))
     x1 = int(rng.integers(0, size - side))
     y1 = int(rng.integers(0, size - side))
-    # Saturated colors (one channel high, one low) stand out from the gray background.
+    draw_shape(image, class_id, x1, y1, side, random_color(rng))
+    return float(x1), float(y1), float(x1 + side), float(y1 + side)
+
+
+def random_color(rng: np.random.Generator) -> tuple[int, int, int]:
+    """Return a saturated color (one channel high, one low): it stands out from the gray background."""
     channels = rng.permutation(3)
     levels = np.empty(3, np.int64)
     levels[channels] = (int(rng.integers(200, 256)), int(rng.integers(0, 60)), int(rng.integers(0, 256)))
-    color = tuple(int(c) for c in levels)
+    return int(levels[0]), int(levels[1]), int(levels[2])
+
+
+def draw_shape(
+    image: npt.NDArray[np.uint8], class_id: int, x1: int, y1: int, side: int, color: tuple[int, int, int]
+) -> None:
+    """Draw shape ``class_id`` (an index of :data:`SHAPE_NAMES`) filling the square at ``x1, y1``."""
     if class_id == 0:
         cv2.circle(image, (x1 + side // 2, y1 + side // 2), side // 2, color, -1, cv2.LINE_AA)
     elif class_id == 1:
@@ -66,7 +77,6 @@ def _draw(
     else:
         points = np.array([[x1 + side // 2, y1], [x1, y1 + side], [x1 + side, y1 + side]], np.int32)
         cv2.fillPoly(image, [points], color, cv2.LINE_AA)
-    return float(x1), float(y1), float(x1 + side), float(y1 + side)
 
 
 def generate_scenes(
@@ -98,7 +108,7 @@ def generate_scenes(
         (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
         (out_dir / "labels" / split).mkdir(parents=True, exist_ok=True)
         for index in range(count):
-            image = _background(rng, image_size)
+            image = draw_background(rng, image_size)
             rows = []
             for _ in range(int(rng.integers(1, 5))):
                 class_id = int(rng.integers(0, len(SHAPE_NAMES)))
