@@ -27,7 +27,16 @@ import numpy as np
 import numpy.typing as npt
 from detector_latency import FIXTURES_DIR
 
-from cvops.data.synthetic import SHAPE_NAMES, draw_background, draw_shape, generate_scenes, random_color
+from cvops.data.synthetic import (
+    SHAPE_NAMES,
+    Box,
+    coco_ground_truth,
+    draw_background,
+    draw_shape,
+    generate_scenes,
+    random_color,
+    yolo_label_text,
+)
 
 POOLS = ("camera", "scenes")
 CAMERAS = 6
@@ -101,7 +110,7 @@ def _camera_pool(root: Path, pool_dir: Path, args: argparse.Namespace) -> tuple[
             cv2.imwrite(str(target), pixels)
             pool[target.stem] = {
                 "image": target,
-                "label": _yolo_lines(rows, args.imgsz),
+                "label": yolo_label_text(rows, args.imgsz),
                 "kind": "clip",
                 "group": clip,
             }
@@ -111,11 +120,17 @@ def _camera_pool(root: Path, pool_dir: Path, args: argparse.Namespace) -> tuple[
     for index, (pixels, _) in enumerate(tests):
         cv2.imwrite(str(test_dir / "images" / "val" / f"test_{index:05d}.png"), pixels)
     test_gt = test_dir / "annotations_coco_val.json"
-    test_gt.write_text(json.dumps(_coco(tests, args.imgsz)))
+    test_gt.write_text(
+        json.dumps(
+            coco_ground_truth(
+                [(f"images/val/test_{i:05d}.png", rows) for i, (_, rows) in enumerate(tests)], args.imgsz
+            )
+        )
+    )
     return pool, test_gt
 
 
-Rows = list[tuple[int, float, float, float, float]]
+Rows = list[Box]
 
 
 def _clip(
@@ -157,34 +172,6 @@ def _expose(pixels: npt.NDArray[np.uint8], rng: np.random.Generator) -> npt.NDAr
     return np.clip(pixels.astype(np.float64) + noise, 0, 255).astype(np.uint8)
 
 
-def _yolo_lines(rows: Rows, size: int) -> str:
-    return "".join(
-        f"{c} {(a + b) / 2 / size:.6f} {(y + z) / 2 / size:.6f} {(b - a) / size:.6f} {(z - y) / size:.6f}\n"
-        for c, a, y, b, z in rows
-    )
-
-
-def _coco(frames: Sequence[tuple[npt.NDArray[np.uint8], Rows]], size: int) -> dict[str, Any]:
-    images, annotations = [], []
-    for index, (_, rows) in enumerate(frames):
-        images.append(
-            {"id": index + 1, "file_name": f"images/val/test_{index:05d}.png", "width": size, "height": size}
-        )
-        for c, a, y, b, z in rows:
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": index + 1,
-                    "category_id": c + 1,
-                    "bbox": [a, y, b - a, z - y],
-                    "area": (b - a) * (z - y),
-                    "iscrowd": 0,
-                }
-            )
-    categories = [{"id": i + 1, "name": n} for i, n in enumerate(SHAPE_NAMES)]
-    return {"images": images, "annotations": annotations, "categories": categories}
-
-
 def write_base_dataset(folder: Path, images: int, size: int) -> Path:
     """The pretraining set of the starting model: independent scenes of circles and squares only.
 
@@ -198,7 +185,7 @@ def write_base_dataset(folder: Path, images: int, size: int) -> Path:
     for index in range(images):
         [(pixels, rows)] = _clip(rng, [draw_background(rng, size)], 1, BASE_CLASS_SHARES, 0.0)
         cv2.imwrite(str(folder / "images" / "train" / f"base_{index:05d}.png"), pixels)
-        (folder / "labels" / "train" / f"base_{index:05d}.txt").write_text(_yolo_lines(rows, size))
+        (folder / "labels" / "train" / f"base_{index:05d}.txt").write_text(yolo_label_text(rows, size))
     return _data_yaml(folder)
 
 

@@ -7,6 +7,7 @@ always gives the same images and labels, in both YOLO and COCO formats.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,43 @@ def draw_shape(
         cv2.fillPoly(image, [points], color, cv2.LINE_AA)
 
 
+Box = tuple[int, float, float, float, float]  # class id, x1, y1, x2, y2 in pixels
+
+
+def yolo_label_text(rows: Sequence[Box], image_size: int) -> str:
+    """Return a YOLO label file's text for boxes of a square image ``image_size`` pixels wide."""
+    return "".join(
+        f"{c} {(a + b) / 2 / image_size:.6f} {(y + z) / 2 / image_size:.6f} "
+        f"{(b - a) / image_size:.6f} {(z - y) / image_size:.6f}\n"
+        for c, a, y, b, z in rows
+    )
+
+
+def coco_ground_truth(images: Sequence[tuple[str, Sequence[Box]]], image_size: int) -> dict[str, Any]:
+    """Return COCO ground truth of square images: ``(file_name, boxes)`` each, ids from 1 in order."""
+    coco: dict[str, Any] = {
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": i + 1, "name": n} for i, n in enumerate(SHAPE_NAMES)],
+    }
+    for image_id, (file_name, rows) in enumerate(images, start=1):
+        coco["images"].append(
+            {"id": image_id, "file_name": file_name, "width": image_size, "height": image_size}
+        )
+        for c, a, y, b, z in rows:
+            coco["annotations"].append(
+                {
+                    "id": len(coco["annotations"]) + 1,
+                    "image_id": image_id,
+                    "category_id": c + 1,
+                    "bbox": [a, y, b - a, z - y],
+                    "area": (b - a) * (z - y),
+                    "iscrowd": 0,
+                }
+            )
+    return coco
+
+
 def generate_scenes(
     out_dir: Path, train_count: int = 160, val_count: int = 40, image_size: int = 160, seed: int = 0
 ) -> SyntheticDataset:
@@ -99,50 +137,23 @@ def generate_scenes(
             f"{train_count}, {val_count}, {image_size}"
         )
     rng = np.random.default_rng(seed)
-    coco: dict[str, Any] = {
-        "images": [],
-        "annotations": [],
-        "categories": [{"id": i + 1, "name": n} for i, n in enumerate(SHAPE_NAMES)],
-    }
+    val_images: list[tuple[str, list[Box]]] = []
     for split, count in (("train", train_count), ("val", val_count)):
         (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
         (out_dir / "labels" / split).mkdir(parents=True, exist_ok=True)
         for index in range(count):
             image = draw_background(rng, image_size)
-            rows = []
+            rows: list[Box] = []
             for _ in range(int(rng.integers(1, 5))):
                 class_id = int(rng.integers(0, len(SHAPE_NAMES)))
                 x1, y1, x2, y2 = _draw(image, rng, class_id)
                 rows.append((class_id, x1, y1, x2, y2))
             stem = f"{split}_{index:05d}"
             cv2.imwrite(str(out_dir / "images" / split / f"{stem}.png"), image)
-            lines = [
-                f"{c} {(a + b) / 2 / image_size:.6f} {(y + z) / 2 / image_size:.6f} "
-                f"{(b - a) / image_size:.6f} {(z - y) / image_size:.6f}"
-                for c, a, y, b, z in rows
-            ]
-            (out_dir / "labels" / split / f"{stem}.txt").write_text("\n".join(lines) + "\n")
+            (out_dir / "labels" / split / f"{stem}.txt").write_text(yolo_label_text(rows, image_size))
             if split == "val":
-                image_id = index + 1
-                coco["images"].append(
-                    {
-                        "id": image_id,
-                        "file_name": f"images/val/{stem}.png",
-                        "width": image_size,
-                        "height": image_size,
-                    }
-                )
-                for c, a, y, b, z in rows:
-                    coco["annotations"].append(
-                        {
-                            "id": len(coco["annotations"]) + 1,
-                            "image_id": image_id,
-                            "category_id": c + 1,
-                            "bbox": [a, y, b - a, z - y],
-                            "area": (b - a) * (z - y),
-                            "iscrowd": 0,
-                        }
-                    )
+                val_images.append((f"images/val/{stem}.png", rows))
+    coco = coco_ground_truth(val_images, image_size)
     coco_val = out_dir / "annotations_coco_val.json"
     coco_val.write_text(json.dumps(coco))
     data_yaml = out_dir / "data.yaml"
