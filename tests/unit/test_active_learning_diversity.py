@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cvops.active_learning.diversity import DESCRIPTOR_SIZE, frame_descriptor, greedy_pick
+from cvops.active_learning.diversity import DESCRIPTOR_SIZE, frame_descriptor, greedy_pick, typicality
 from cvops.errors import InvalidInputError
 from cvops.images import read_image
 from tests.conftest import fixture_path
@@ -46,6 +46,22 @@ def test_kcenter_greedy_without_labels_starts_where_asked() -> None:
     assert distances[1:] == pytest.approx([5.1, 3.9], abs=1e-5)
 
 
+def test_weights_trade_distance_against_the_weight() -> None:
+    # From frame 0: frame 5 is farthest (9.0) but weighs 0.1, so frame 4 (5.1 away) goes first;
+    # then frame 5 (0.1 * 3.9 = 0.39) beats frame 2 (0.2). Unweighted: frame 5, then frame 3.
+    weights = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.1])
+    assert greedy_pick(POINTS, 2, labeled=POINTS[:1], weights=weights)[0] == [4, 5]
+    assert greedy_pick(POINTS, 2, labeled=POINTS[:1])[0] == [5, 3]
+
+
+def test_typicality_weighs_one_off_frames_down() -> None:
+    weights = typicality(POINTS, neighbors=1)
+    # Nearest-neighbour distances: 0.1, 0.1, 0.1, 0.1, 0.1, 3.9; median 0.1.
+    assert weights[:5] == pytest.approx(np.ones(5))
+    assert weights[5] == pytest.approx(0.1 / 3.9, rel=1e-4)
+    assert typicality(POINTS[:1]).tolist() == [1.0]
+
+
 def test_budget_larger_than_pool_picks_every_frame_once() -> None:
     picked, _ = greedy_pick(POINTS, 100, labeled=POINTS[:0])
     assert sorted(picked) == list(range(len(POINTS)))
@@ -59,6 +75,14 @@ def test_budget_larger_than_pool_picks_every_frame_once() -> None:
 def test_greedy_pick_rejects_bad_arguments(budget: int, start: int | None, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         greedy_pick(POINTS, budget, start=start)
+
+
+@pytest.mark.parametrize(
+    "weights", [np.array([1.0]), -np.ones(len(POINTS))], ids=["wrong-length", "negative"]
+)
+def test_greedy_pick_rejects_bad_weights(weights: np.ndarray) -> None:
+    with pytest.raises(InvalidInputError, match="weights"):
+        greedy_pick(POINTS, 2, weights=weights)
 
 
 def test_descriptor_rejects_an_empty_image() -> None:

@@ -92,7 +92,8 @@ def test_combined_starts_with_the_most_uncertain_then_spreads_out() -> None:
 def test_combined_spreads_over_the_most_uncertain_frames_only() -> None:
     # Ten frames, uncertainty falling with the index; frames 0-7 sit in one tight run (copies of
     # one busy scene), frames 8 and 9 are far away but the least uncertain. Budget 2: the
-    # shortlist holds the 8 most uncertain, so the second pick is the far end of the run.
+    # shortlist holds the 8 most uncertain, so the second pick is the far end of the run: frame 6,
+    # since frame 7 at the very end has fewer close neighbours (typicality 2/3: 0.07 * 2/3 < 0.06).
     n = 10
     scores = FrameScores(
         values={"entropy": np.linspace(1.0, 0.1, n)},
@@ -101,8 +102,28 @@ def test_combined_spreads_over_the_most_uncertain_frames_only() -> None:
         phashes=np.zeros(n, np.uint64),
     )
     picks = rank_frames(scores, "combined", 2, NO_LABELS, seed=0)
-    assert [p.index for p in picks] == [0, 7]
+    assert [p.index for p in picks] == [0, 6]
     assert "among the 8 most uncertain" in picks[1].reason
+
+
+def test_combined_passes_over_a_one_off_frame_for_a_typical_one() -> None:
+    # Two equally uncertain candidates after frame 0 is labeled: frame 1 a one-off far away
+    # (distance 4), frame 2 in a dense group (distance 3). Plain k-center takes frame 1.
+    descriptors = np.array([[0.0], [4.0], [3.0], [3.01], [3.02], [3.03], [0.01], [0.02]], np.float32)
+    n = len(descriptors)
+    scores = FrameScores(
+        values={"entropy": np.array([0.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.1, 0.1])},
+        descriptors=descriptors,
+        dhashes=np.zeros(n, np.uint64),
+        phashes=np.zeros(n, np.uint64),
+    )
+    candidates = np.array([False, True, True, False, False, False, False, False])
+    picks = rank_frames(scores, "combined", 1, descriptors[:1], seed=0, candidates=candidates)
+    assert [p.index for p in picks] == [2]
+    assert "typicality 1.00" in picks[0].reason
+    assert [
+        p.index for p in rank_frames(scores, "coreset", 1, descriptors[:1], seed=0, candidates=candidates)
+    ] == [1]
 
 
 def test_coreset_counts_labeled_frames_as_chosen() -> None:

@@ -24,6 +24,7 @@ THUMBNAIL_SIDE = 8
 HUE_BINS = 8
 SATURATION_BINS = 4
 _BLOCK = 1024
+TYPICALITY_NEIGHBORS = 3
 DESCRIPTOR_SIZE = THUMBNAIL_SIDE * THUMBNAIL_SIDE * 3 + HUE_BINS * SATURATION_BINS
 
 
@@ -51,21 +52,50 @@ def _unit(vector: FloatArray) -> FloatArray:
     return vector if norm == 0.0 else (vector / norm).astype(np.float32)
 
 
+def _distances(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Euclidean distances between rows of ``a`` (N, D) and ``b`` (M, D), shape (N, M)."""
+    squared = (a**2).sum(1)[:, None] - 2.0 * a @ b.T + (b**2).sum(1)[None, :]
+    distances: npt.NDArray[np.float64] = np.sqrt(np.maximum(squared, 0.0))
+    return distances
+
+
 def _nearest_distances(points: FloatArray, centers: FloatArray) -> npt.NDArray[np.float64]:
     """Distance of each point (N, D) to its nearest center (M, D); +inf where M == 0.
 
     Works through blocks of centers so memory stays at (N x block) for any M.
     """
     nearest = np.full(len(points), np.inf)
-    if len(centers) == 0:
-        return nearest
     a = points.astype(np.float64)
-    a_squared = (a**2).sum(1)[:, None]
     for start in range(0, len(centers), _BLOCK):
         b = centers[start : start + _BLOCK].astype(np.float64)
-        squared = a_squared - 2.0 * a @ b.T + (b**2).sum(1)[None, :]
-        nearest = np.minimum(nearest, np.sqrt(np.maximum(squared, 0.0)).min(axis=1))
+        nearest = np.minimum(nearest, _distances(a, b).min(axis=1))
     return nearest
+
+
+def typicality(descriptors: FloatArray, neighbors: int = TYPICALITY_NEIGHBORS) -> npt.NDArray[np.float64]:
+    """Return each frame's typicality in (0, 1]: how densely other frames surround it.
+
+    A frame's spread is its mean distance to its ``neighbors`` nearest other frames; typicality is
+    the pool's median spread divided by the frame's, capped at 1. Frames as dense as most of the
+    pool weigh 1; a one-off frame unlike anything else (a photo from elsewhere, a glitch) weighs
+    little, however far it is from the labeled set (Hacohen et al., "Active Learning on a Budget:
+    Opposite Strategies Suit High and Low Budgets", 2022, pick typical frames the same way).
+    Works through blocks of rows so memory stays at (block x N).
+    """
+    n = len(descriptors)
+    if n < 2:
+        return np.ones(n)
+    k = min(neighbors, n - 1)
+    points = descriptors.astype(np.float64)
+    spread = np.empty(n)
+    for start in range(0, n, _BLOCK):
+        block = _distances(points[start : start + _BLOCK], points)
+        # The k + 1 smallest include the frame itself (distance 0).
+        nearest = np.partition(block, k, axis=1)[:, : k + 1]
+        spread[start : start + len(block)] = nearest.sum(axis=1) / k
+    median = float(np.median(spread))
+    result: npt.NDArray[np.float64] = np.where(spread <= median, 1.0, median / np.maximum(spread, 1e-12))
+    return result
 
 
 def greedy_pick(
@@ -74,11 +104,14 @@ def greedy_pick(
     labeled: FloatArray | None = None,
     seed: int = 0,
     start: int | None = None,
+    weights: npt.NDArray[np.float64] | None = None,
 ) -> tuple[list[int], list[float]]:
     """Pick up to ``budget`` frames, each time the one farthest from everything chosen so far.
 
     This is k-center greedy (Sener and Savarese, "Active Learning for Convolutional Neural
-    Networks: A Core-Set Approach", 2018).
+    Networks: A Core-Set Approach", 2018). With ``weights`` each step maximizes
+    ``weight * distance`` instead (e.g. :func:`typicality`, so a far but one-off frame loses to
+    a far frame that stands for many).
 
     Args:
         descriptors: Pool descriptors, shape (N, D).
@@ -86,6 +119,7 @@ def greedy_pick(
         labeled: Descriptors of frames already labeled, shape (M, D): they count as chosen.
         seed: Picks the first frame when nothing is labeled and no ``start`` is given.
         start: Index of the first pick when nothing is labeled (default: a seeded random one).
+        weights: Optional weight of each pool frame, shape (N,), >= 0.
 
     Returns:
         The picked pool indices in pick order, and each one's distance to the nearest frame
@@ -96,6 +130,8 @@ def greedy_pick(
     n = len(descriptors)
     if start is not None and not 0 <= start < n:
         raise InvalidInputError(f"start: expected an index in [0, {n}), got {start}")
+    if weights is not None and (weights.shape != (n,) or (weights < 0).any()):
+        raise InvalidInputError(f"weights: expected shape ({n},) with values >= 0, got {weights.shape}")
     points = descriptors.astype(np.float64)
     nearest = _nearest_distances(descriptors, labeled if labeled is not None else descriptors[:0])
     picked: list[int] = []
@@ -106,7 +142,7 @@ def greedy_pick(
             # Nothing chosen yet: start where asked, or at a seeded random frame.
             index = start if start is not None else int(np.random.default_rng(seed).integers(n))
         else:
-            gain = np.where(available, nearest, -1.0)
+            gain = np.where(available, nearest if weights is None else weights * nearest, -1.0)
             index = int(np.argmax(gain))
         picked.append(index)
         distances.append(float(nearest[index]))

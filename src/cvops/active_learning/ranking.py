@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from cvops.active_learning.diversity import greedy_pick
+from cvops.active_learning.diversity import greedy_pick, typicality
 from cvops.active_learning.records import ScoreName, Strategy
 from cvops.errors import InvalidInputError
 
@@ -133,7 +133,9 @@ def rank_frames(
       shortlisted, then k-center greedy picks among them, starting from the most uncertain
       when nothing is labeled (Zhdanov, "Diverse mini-batch Active Learning", 2019, does the
       same with k-means). Uncertain frames come in runs (consecutive frames of one busy scene),
-      so ranking by uncertainty alone would spend the budget on copies of one scene.
+      so ranking by uncertainty alone would spend the budget on copies of one scene. Each
+      distance is weighted by the frame's typicality in the whole pool: plain k-center reaches
+      for one-off frames first (photos from elsewhere, glitches), the frames least worth a label.
     """
     if budget < 1:
         raise InvalidInputError(f"budget: expected >= 1 frames, got {budget}")
@@ -155,14 +157,18 @@ def rank_frames(
     if strategy == "combined":
         combined, names = combined_uncertainty(scores)
         shortlist = pool[np.argsort(-combined[pool], kind="stable")][: SHORTLIST_FACTOR * budget]
-        picked, distances = greedy_pick(scores.descriptors[shortlist], budget, labeled_descriptors, start=0)
+        typical = typicality(scores.descriptors)
+        picked, distances = greedy_pick(
+            scores.descriptors[shortlist], budget, labeled_descriptors, start=0, weights=typical[shortlist]
+        )
         picks = []
         for position, distance in zip(picked, distances, strict=True):
             index = int(shortlist[position])
             parts = ", ".join(f"{_label(n)} {scores.values[n][index]:.3g}" for n in names)
             reason = (
                 f"combined uncertainty {float(combined[index]):.2f} (mean percentile of {parts}), "
-                f"among the {len(shortlist)} most uncertain; {_distance_text(distance)}"
+                f"among the {len(shortlist)} most uncertain; typicality {typical[index]:.2f}; "
+                f"{_distance_text(distance)}"
             )
             picks.append(Pick(index, float(combined[index]), distance, reason))
         return picks
