@@ -58,7 +58,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of init, picks, training")
     parser.add_argument("--pool", choices=POOLS, default="camera", help="kind of pool (see al_pool.py)")
     parser.add_argument(
-        "--pool-size", type=int, default=100, help="camera clips or distinct scenes in the pool"
+        "--pool-size", type=int, default=300, help="camera clips or distinct scenes in the pool"
     )
     parser.add_argument("--clip-frames", type=int, default=4, help="consecutive frames of each camera clip")
     parser.add_argument("--test-size", type=int, default=150, help="held-out test frames")
