@@ -206,8 +206,14 @@ def stack(yolox_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         _wait_for(
             pipeline_scraped, 60, "the pipeline's processed frames in Prometheus", folder / "stream.log"
         )
-        targets = httpx.get(f"{prometheus_url}/api/v1/targets", timeout=10).json()
-        stack.targets_while_running = targets["data"]["activeTargets"]
+
+        def every_target_scraped() -> bool:
+            # A target reads "unknown" until its first scrape; on a loaded machine that can lag.
+            targets = httpx.get(f"{prometheus_url}/api/v1/targets", timeout=10).json()
+            stack.targets_while_running = targets["data"]["activeTargets"]
+            return all(t["health"] != "unknown" for t in stack.targets_while_running)
+
+        _wait_for(every_target_scraped, 30, "a first scrape of every target", folder / "prometheus.log")
 
         image = base64.b64encode(fixture_path("images/bus.jpg").read_bytes()).decode()
         for i in range(SERVER_REQUESTS):
