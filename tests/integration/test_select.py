@@ -59,7 +59,7 @@ def test_cli_writes_ranked_frames_with_scores_reasons_and_pre_annotations(
     names = [Path(f.path).name for f in frames]
     assert not {"bus.jpg", "bus_copy.jpg"} <= set(names)
     for frame in frames:
-        assert set(frame.scores) >= {"least_confidence", "margin", "entropy", "localization"}
+        assert set(frame.scores) >= {"least_confidence", "margin", "entropy", "class_balanced", "localization"}
         assert "combined uncertainty" in frame.reason
         assert frame.predictions.source == frame.path
         assert all(d.score > 0.25 for d in frame.predictions.detections)
@@ -88,9 +88,10 @@ def test_yolox_boxes_carry_every_class_score_and_are_scored_on_them(yolox_packag
         ("least-confidence", "least_confidence"),
         ("margin", "margin"),
         ("entropy", "entropy"),
+        ("class-balanced", "class_balanced"),
         ("localization", "localization"),
     ],
-    ids=["least-confidence", "margin", "entropy", "localization"],
+    ids=["least-confidence", "margin", "entropy", "class-balanced", "localization"],
 )
 def test_single_score_strategies_rank_by_their_score(
     yolox_package: Path, pool: Path, tmp_path: Path, strategy: str, score: str

@@ -6,9 +6,17 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from cvops.active_learning.ranking import FrameScores, percentile_ranks, priority_order, rank_frames
+from cvops.active_learning import uncertainty
+from cvops.active_learning.ranking import (
+    FrameScores,
+    class_balanced,
+    percentile_ranks,
+    priority_order,
+    rank_frames,
+)
 from cvops.active_learning.records import STRATEGIES, SelectedFrame
 from cvops.contracts.detections import ImageDetections
+from cvops.detection.types import Detections
 from cvops.errors import InvalidInputError
 
 NO_LABELS = np.zeros((0, 1), np.float32)
@@ -28,6 +36,7 @@ SCORES = _scores(
     least_confidence=[0.1, 0.9, 0.5, 0.3],
     margin=[0.8, 0.1, 0.2, 0.4],
     entropy=[1.0, 3.0, 2.0, 0.0],
+    class_balanced=[0.5, 0.9, 0.7, 0.1],
     localization=[0.0, 0.1, 0.9, 0.2],
 )
 
@@ -47,8 +56,14 @@ def test_percentile_ranks_use_mid_ranks(values: list[float], expected: list[floa
 
 @pytest.mark.parametrize(
     ("strategy", "expected"),
-    [("least-confidence", [1, 2]), ("margin", [0, 3]), ("entropy", [1, 2]), ("localization", [2, 3])],
-    ids=["least-confidence", "margin", "entropy", "localization"],
+    [
+        ("least-confidence", [1, 2]),
+        ("margin", [0, 3]),
+        ("entropy", [1, 2]),
+        ("class-balanced", [1, 2]),
+        ("localization", [2, 3]),
+    ],
+    ids=["least-confidence", "margin", "entropy", "class-balanced", "localization"],
 )
 def test_single_score_strategies_pick_the_highest_scores(strategy: str, expected: list[int]) -> None:
     picks = rank_frames(SCORES, strategy, 2, NO_LABELS, seed=0)  # type: ignore[arg-type]
@@ -71,7 +86,7 @@ def test_random_is_seeded_and_draws_only_candidates() -> None:
 
 
 def test_combined_starts_with_the_most_uncertain_then_spreads_out() -> None:
-    # Combined uncertainty (mean percentile of entropy and localization): frame 0 = 0.25,
+    # Combined uncertainty (mean percentile of class balance and localization): frame 0 = 0.25,
     # frame 1 = 0.625, frame 2 = 0.75, frame 3 = 0.375. Frame 1 sits right next to frame 2.
     scores = FrameScores(
         values=SCORES.values,
@@ -96,7 +111,7 @@ def test_combined_spreads_over_the_most_uncertain_frames_only() -> None:
     # since frame 7 at the very end has fewer close neighbours (typicality 2/3: 0.07 * 2/3 < 0.06).
     n = 10
     scores = FrameScores(
-        values={"entropy": np.linspace(1.0, 0.1, n)},
+        values={"class_balanced": np.linspace(1.0, 0.1, n)},
         descriptors=np.array([[0.01 * i] for i in range(8)] + [[5.0], [9.0]], np.float32),
         dhashes=np.zeros(n, np.uint64),
         phashes=np.zeros(n, np.uint64),
@@ -112,7 +127,7 @@ def test_combined_passes_over_a_one_off_frame_for_a_typical_one() -> None:
     descriptors = np.array([[0.0], [4.0], [3.0], [3.01], [3.02], [3.03], [0.01], [0.02]], np.float32)
     n = len(descriptors)
     scores = FrameScores(
-        values={"entropy": np.array([0.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.1, 0.1])},
+        values={"class_balanced": np.array([0.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.1, 0.1])},
         descriptors=descriptors,
         dhashes=np.zeros(n, np.uint64),
         phashes=np.zeros(n, np.uint64),
@@ -149,6 +164,7 @@ def test_frame_scores_lists_computed_scores_and_the_distance() -> None:
         "least_confidence": 0.9,
         "margin": 0.1,
         "entropy": 3.0,
+        "class_balanced": 0.9,
         "localization": 0.1,
         "diversity": 0.25,
     }
@@ -182,3 +198,37 @@ def test_selected_frame_contract_rejects_rank_zero_and_unknown_fields() -> None:
     with pytest.raises(ValidationError):
         SelectedFrame(**fields, predictions=predictions, extra=1)  # type: ignore[arg-type]
     assert set(STRATEGIES) >= {"random", "combined", "coreset", "disagreement"}
+
+
+def test_class_balanced_ranks_each_class_on_its_own_and_keeps_the_best() -> None:
+    doubt = np.array([[0.97, 0.0], [0.29, 0.14], [0.29, 0.0015], [1.44, 0.0], [0.0, 0.0]])
+    # circle column ranks A..E 0.7, 0.4, 0.4, 0.9, 0 (no doubt); triangle: B 0.9, C 0.7, others 0.
+    np.testing.assert_allclose(class_balanced(doubt), [0.7, 0.9, 0.7, 0.9, 0.0])
+
+
+def test_class_balanced_rejects_a_doubt_table_without_classes() -> None:
+    with pytest.raises(InvalidInputError, match="expected shape"):
+        class_balanced(np.zeros((3, 0)))
+
+
+def test_a_faint_new_class_ranks_high_under_class_balanced_but_not_under_entropy() -> None:
+    # A detector that knows circles well; triangles are new, seen only as faint class scores.
+    frames = {
+        "doubtful circle": [[0.6, 0.0]],
+        "sure circle, triangle hint": [[0.95, 0.02]],
+        "sure circle": [[0.95, 1e-4]],
+        "two doubtful circles": [[0.8, 0.0], [0.8, 0.0]],
+    }
+    detections = [
+        Detections.from_arrays(
+            [[0, 0, 10, 10]] * len(rows), np.max(rows, axis=1), np.argmax(rows, axis=1),
+            ("circle", "triangle"), class_scores=np.asarray(rows, np.float32),
+        )
+        for rows in frames.values()
+    ]  # fmt: skip
+    names = list(frames)
+    by_entropy = np.argsort([-uncertainty.entropy(d) for d in detections], kind="stable")
+    balanced = class_balanced(np.stack([uncertainty.class_doubt(d, 2) for d in detections]))
+    by_balance = np.argsort(-balanced, kind="stable")
+    assert [names[i] for i in by_entropy[:2]] == ["two doubtful circles", "doubtful circle"]
+    assert {names[i] for i in by_balance[:2]} == {"two doubtful circles", "sure circle, triangle hint"}

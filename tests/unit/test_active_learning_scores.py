@@ -10,6 +10,7 @@ import pytest
 
 from cvops.active_learning import uncertainty
 from cvops.detection.types import Detections
+from cvops.errors import InvalidDetectionsError
 from tests.conftest import dets
 
 BINARY_ENTROPY_0_9 = -(0.9 * math.log2(0.9) + 0.1 * math.log2(0.1))
@@ -162,3 +163,32 @@ def test_disagreement_is_one_minus_f1_of_class_aware_matches(
     champion: Detections, challenger: Detections, expected: float
 ) -> None:
     assert uncertainty.disagreement(champion, challenger) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("class_scores", "expected"),
+    [
+        ([], [0.0, 0.0, 0.0]),
+        ([[0.5, 0.0, 0.0]], [1.0, 0.0, 0.0]),
+        ([[0.9, 0.1, 0.0]], [BINARY_ENTROPY_0_9, BINARY_ENTROPY_0_9, 0.0]),
+        ([[0.9, 0.0, 0.1], [0.1, 0.0, 0.5]], [2 * BINARY_ENTROPY_0_9, 0.0, BINARY_ENTROPY_0_9 + 1.0]),
+    ],
+    ids=["no-box", "coin-flip", "two-classes-in-question", "summed-over-boxes"],
+)
+def test_class_doubt_sums_each_class_binary_entropy_over_boxes(
+    class_scores: list[list[float]], expected: list[float]
+) -> None:
+    frame = with_class_scores(class_scores) if class_scores else Detections.empty()
+    np.testing.assert_allclose(uncertainty.class_doubt(frame, 3), expected, atol=1e-5)
+
+
+def test_class_doubt_counts_the_top_score_for_its_own_class_without_class_scores() -> None:
+    frame = Detections.from_arrays([[0, 0, 10, 10]] * 2, [0.5, 0.9], [2, 2], ("a", "b", "c"))
+    np.testing.assert_allclose(
+        uncertainty.class_doubt(frame, 3), [0.0, 0.0, 1.0 + BINARY_ENTROPY_0_9], atol=1e-5
+    )
+
+
+def test_class_doubt_rejects_class_scores_of_another_vocabulary() -> None:
+    with pytest.raises(InvalidDetectionsError, match="expected 4 classes, got 3"):
+        uncertainty.class_doubt(with_class_scores([[0.2, 0.3, 0.4]]), 4)

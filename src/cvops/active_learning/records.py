@@ -15,19 +15,30 @@ from pydantic import BaseModel, ConfigDict, Field
 from cvops.contracts.detections import ImageDetections
 
 Strategy = Literal[
-    "random", "least-confidence", "margin", "entropy", "localization", "disagreement", "coreset", "combined"
+    "random",
+    "least-confidence",
+    "margin",
+    "entropy",
+    "class-balanced",
+    "localization",
+    "disagreement",
+    "coreset",
+    "combined",
 ]
 STRATEGIES: tuple[str, ...] = (
     "random",
     "least-confidence",
     "margin",
     "entropy",
+    "class-balanced",
     "localization",
     "disagreement",
     "coreset",
     "combined",
 )
-ScoreName = Literal["least_confidence", "margin", "entropy", "localization", "disagreement", "diversity"]
+ScoreName = Literal[
+    "least_confidence", "margin", "entropy", "class_balanced", "localization", "disagreement", "diversity"
+]
 
 
 class _Frozen(BaseModel):

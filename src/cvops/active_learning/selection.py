@@ -15,7 +15,7 @@ import numpy.typing as npt
 from cvops.active_learning import uncertainty
 from cvops.active_learning.diversity import DESCRIPTOR_SIZE, frame_descriptor
 from cvops.active_learning.hashing import dhash, near_duplicates, phash
-from cvops.active_learning.ranking import FrameScores, priority_order, rank_frames
+from cvops.active_learning.ranking import FrameScores, class_balanced, priority_order, rank_frames
 from cvops.active_learning.records import STRATEGIES, SelectedFrame, SelectionSummary, Strategy
 from cvops.config import DetectorSettings
 from cvops.contracts.detections import ImageDetections
@@ -250,12 +250,14 @@ def _score_pool(
         if challenger is not None:
             columns["disagreement"] = []
     dhashes, phashes, descriptors = [], [], []
+    doubts: list[npt.NDArray[np.float64]] = []
     predictions: list[ImageDetections] = []
     for done, path in enumerate(files, start=1):
         image = read_image(path)
         detections = Detections.empty() if detector is None else detector.detect([image])[0]
         if detector is not None:
             _add_scores(columns, image, detections, detector, challenger, should_flip)
+            doubts.append(uncertainty.class_doubt(detections, len(detector.class_names)))
         dhashes.append(dhash(image))
         phashes.append(phash(image))
         descriptors.append(frame_descriptor(image))
@@ -264,8 +266,11 @@ def _score_pool(
         )
         if on_progress is not None:
             on_progress(done, len(files))
+    values = {name: np.asarray(column, np.float64) for name, column in columns.items()}
+    if detector is not None:
+        values["class_balanced"] = class_balanced(np.stack(doubts))
     scores = FrameScores(
-        values={name: np.asarray(values, np.float64) for name, values in columns.items()},
+        values=values,
         descriptors=np.stack(descriptors).astype(np.float32),
         dhashes=np.asarray(dhashes, np.uint64),
         phashes=np.asarray(phashes, np.uint64),

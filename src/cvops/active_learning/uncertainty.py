@@ -17,6 +17,13 @@ sum, the three poolings compared by Brust et al., "Active Learning for Deep Obje
 
 So a box torn between two classes counts as more doubtful than one with the same top score and
 one clear class. A frame without any box scores 0 on all three (the detector sees nothing to doubt).
+
+Those three measures are dominated by the classes the detector already sees often. A class new
+at a site (or rare in the training data) gets class scores near zero everywhere, so its frames
+look *certain*. :func:`class_doubt` keeps one doubt per class instead: the binary entropy of each
+box's score for that class (the head's sigmoids are one yes/no question per class), summed over
+the frame's boxes. Ranked within each class over the pool (see ``ranking.class_balanced``), the
+frames where a rare class is most in question rise as high as those of common classes.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cvops.detection.types import Detections
+from cvops.errors import InvalidDetectionsError
 from cvops.metrics.agreement import match_detections
 
 FloatArray = npt.NDArray[np.float32]
@@ -55,6 +63,35 @@ def entropy(detections: Detections) -> float:
         return 0.0
     q = _class_distributions(detections)
     return float(-np.sum(q * np.log2(np.maximum(q, _EPSILON))))
+
+
+def class_doubt(detections: Detections, num_classes: int) -> npt.NDArray[np.float64]:
+    """Return shape (num_classes,): per class, the summed binary entropy (bits) of its box scores.
+
+    Each box contributes ``H(s_c) = -s_c log2 s_c - (1 - s_c) log2(1 - s_c)`` to class ``c``: 1 bit
+    at ``s_c = 0.5``, near 0 when the head is sure either way. A box without class scores counts
+    ``H(p)`` of its top score ``p`` for its own class only. A frame without boxes doubts nothing.
+    """
+    doubt = np.zeros(num_classes, np.float64)
+    if not len(detections):
+        return doubt
+    if detections.class_scores is None:
+        np.add.at(doubt, detections.class_ids, _binary_entropy(detections.scores.astype(np.float64)))
+        return doubt
+    if detections.class_scores.shape[1] != num_classes:
+        raise InvalidDetectionsError(
+            f"class_scores: expected {num_classes} classes, got {detections.class_scores.shape[1]}"
+        )
+    total: npt.NDArray[np.float64] = _binary_entropy(detections.class_scores.astype(np.float64)).sum(axis=0)
+    return total
+
+
+def _binary_entropy(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Bits of doubt of each yes/no score; exactly 0 at 0 and 1 (0 log 0 counts as 0)."""
+    q = np.clip(p, _EPSILON, 1.0 - _EPSILON)
+    bits = -(q * np.log2(q) + (1.0 - q) * np.log2(1.0 - q))
+    result: npt.NDArray[np.float64] = np.where((p > 0.0) & (p < 1.0), bits, 0.0)
+    return result
 
 
 def _class_distributions(detections: Detections) -> npt.NDArray[np.float64]:
