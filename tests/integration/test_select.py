@@ -59,7 +59,13 @@ def test_cli_writes_ranked_frames_with_scores_reasons_and_pre_annotations(
     names = [Path(f.path).name for f in frames]
     assert not {"bus.jpg", "bus_copy.jpg"} <= set(names)
     for frame in frames:
-        assert set(frame.scores) >= {"least_confidence", "margin", "entropy", "class_balanced", "localization"}
+        assert set(frame.scores) >= {
+            "least_confidence",
+            "margin",
+            "entropy",
+            "class_balanced",
+            "localization",
+        }
         assert "combined uncertainty" in frame.reason
         assert frame.predictions.source == frame.path
         assert all(d.score > 0.25 for d in frame.predictions.detections)
