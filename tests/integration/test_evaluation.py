@@ -9,12 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from cvops.contracts.model_package import ModelPackageSpec
 from cvops.data.synthetic import SyntheticDataset
 from cvops.evaluation.detection import evaluate_detections, read_coco_results
 from tests.conftest import fixture_path
+from tests.integration.conftest import TRAIN_IMGSZ
 
 pytestmark = pytest.mark.integration
 
@@ -163,14 +166,24 @@ def test_registration_behind_the_gate_stores_only_accepted_variants(
 ) -> None:
     from cvops.cli.app import main
     from cvops.registry.mlflow_registry import ModelRegistry
+    from cvops.training.quantize import quantize_int8
 
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    # A lenient bound (int8 then passes if it is faster), then a zero bound: this INT8 model loses
-    # about a point of mAP50-95 on this data (deterministic), so it must not be registered.
-    for version, (max_drop, expect_int8) in enumerate((("1.0", None), ("0.0", False)), start=1):
+    # An INT8 model calibrated on black frames: its activation ranges are wrong for real frames,
+    # so it loses accuracy whatever the trained model is (a good INT8 may even gain a little).
+    black = tmp_path / "black"
+    black.mkdir()
+    for index in range(4):
+        cv2.imwrite(str(black / f"black_{index}.png"), np.zeros((TRAIN_IMGSZ, TRAIN_IMGSZ, 3), np.uint8))
+    miscalibrated = tmp_path / "int8-black"
+    quantize_int8(fp32_package[0], black, miscalibrated, max_images=4)
+    # A lenient bound with the good INT8 (it then passes if it is faster), then a zero bound with
+    # the miscalibrated one, which must not be registered.
+    cases = (("1.0", int8_package[0], None), ("0.0", miscalibrated, False))
+    for version, (max_drop, variant, expect_int8) in enumerate(cases, start=1):
         code = main(
             ["registry", "register", str(fp32_package[0]), "--name", "gated",
-             "--variant", f"int8={int8_package[0]}", "--gate-data", str(synthetic_dataset.root),
+             "--variant", f"int8={variant}", "--gate-data", str(synthetic_dataset.root),
              "--max-map-drop", max_drop, "--tracking-uri", tracking_uri]
         )  # fmt: skip
         assert code == 0

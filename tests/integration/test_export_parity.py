@@ -93,10 +93,16 @@ def test_int8_keeps_detections_and_accuracy(
     record_property("fp32_map_50_95", fp32_map)
     record_property("int8_map_50_95", int8_map)
     print(f"synthetic val mAP50-95: fp32 {fp32_map:.4f} int8 {int8_map:.4f} drop {fp32_map - int8_map:+.4f}")
+    # Every box FP32 is confident about should still be there in INT8: same class, IoU >= 0.5,
+    # at a score that may wobble across the threshold (a 0.27 box at 0.18 is kept, not lost).
     confident = DetectorSettings().score_threshold
+    wanted = kept = 0
     for fp32, int8 in zip(fp32_found, int8_found, strict=True):
-        if (fp32.scores > confident).any():
-            assert (int8.scores > confident).any(), "INT8 lost every detection FP32 is confident about"
+        sure = fp32.select(fp32.scores > confident)
+        wanted += len(sure)
+        kept += len(match_detections(sure, int8.select(int8.scores > confident / 2), 0.5).iou)
+    assert wanted >= 5, "the trained model should be confident about some shapes"
+    assert kept >= 0.9 * wanted, f"INT8 kept {kept} of FP32's {wanted} confident boxes"
     assert int8_package[1].precision == "int8"
     assert fp32_map > 0.1
     assert fp32_map - int8_map < 0.05
