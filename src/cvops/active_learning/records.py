@@ -8,7 +8,7 @@ import them as pre-annotations.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,17 +25,7 @@ Strategy = Literal[
     "coreset",
     "combined",
 ]
-STRATEGIES: tuple[str, ...] = (
-    "random",
-    "least-confidence",
-    "margin",
-    "entropy",
-    "class-balanced",
-    "localization",
-    "disagreement",
-    "coreset",
-    "combined",
-)
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 ScoreName = Literal[
     "least_confidence", "margin", "entropy", "class_balanced", "localization", "disagreement", "diversity"
 ]
