@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from cvops.detection.types import Detections
 from cvops.errors import InvalidDetectionsError
+from cvops.features.frame_features import binary_entropy_bits
 from cvops.metrics.agreement import match_detections
 
 FloatArray = npt.NDArray[np.float32]
@@ -76,22 +77,16 @@ def class_doubt(detections: Detections, num_classes: int) -> npt.NDArray[np.floa
     if not len(detections):
         return doubt
     if detections.class_scores is None:
-        np.add.at(doubt, detections.class_ids, _binary_entropy(detections.scores.astype(np.float64)))
+        np.add.at(doubt, detections.class_ids, binary_entropy_bits(detections.scores.astype(np.float64)))
         return doubt
     if detections.class_scores.shape[1] != num_classes:
         raise InvalidDetectionsError(
             f"class_scores: expected {num_classes} classes, got {detections.class_scores.shape[1]}"
         )
-    total: npt.NDArray[np.float64] = _binary_entropy(detections.class_scores.astype(np.float64)).sum(axis=0)
+    total: npt.NDArray[np.float64] = binary_entropy_bits(detections.class_scores.astype(np.float64)).sum(
+        axis=0
+    )
     return total
-
-
-def _binary_entropy(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Bits of doubt of each yes/no score; exactly 0 at 0 and 1 (0 log 0 counts as 0)."""
-    q = np.clip(p, _EPSILON, 1.0 - _EPSILON)
-    bits = -(q * np.log2(q) + (1.0 - q) * np.log2(1.0 - q))
-    result: npt.NDArray[np.float64] = np.where((p > 0.0) & (p < 1.0), bits, 0.0)
-    return result
 
 
 def _class_distributions(detections: Detections) -> npt.NDArray[np.float64]:

@@ -80,9 +80,15 @@ def score_entropy_bits(scores: npt.NDArray[np.float32]) -> float:
     """
     if scores.size == 0:
         return 0.0
-    p = np.clip(scores.astype(np.float64), _ENTROPY_EPS, 1.0 - _ENTROPY_EPS)
-    entropy = -(p * np.log2(p) + (1.0 - p) * np.log2(1.0 - p))
-    return float(entropy.mean())
+    return float(binary_entropy_bits(scores.astype(np.float64)).mean())
+
+
+def binary_entropy_bits(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Return ``H(p)`` in bits for each yes/no probability in ``p``; exactly 0 at 0 and 1."""
+    q = np.clip(p, _ENTROPY_EPS, 1.0 - _ENTROPY_EPS)
+    bits = -(q * np.log2(q) + (1.0 - q) * np.log2(1.0 - q))
+    result: npt.NDArray[np.float64] = np.where((p > 0.0) & (p < 1.0), bits, 0.0)
+    return result
 
 
 def frame_features(
